@@ -1,0 +1,73 @@
+package txn
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors for errors.Is.
+var (
+	// ErrInvalidOptions is wrapped by every Options validation error.
+	ErrInvalidOptions = errors.New("txn: invalid options")
+	// ErrNilFunc is returned when Transact is given a nil function.
+	ErrNilFunc = errors.New("txn: the transaction function is nil")
+	// ErrNilDatabase is returned when Transact or Resolve is given a nil
+	// database.
+	ErrNilDatabase = errors.New("txn: the database is nil")
+	// ErrInvalidID is wrapped when Resolve is given an ID that no call with
+	// these options could have made.
+	ErrInvalidID = errors.New("txn: not a transaction ID of these options")
+	// ErrOutcomeLost matches *OutcomeLostError.
+	ErrOutcomeLost = errors.New("txn: transaction outcome lost: its marker may have been removed by the janitor")
+	// ErrUnknownResult matches *UnknownResultError.
+	ErrUnknownResult = errors.New("txn: transaction outcome unknown")
+)
+
+// UnknownResultError reports a call that ended without knowing whether its
+// transaction committed: it timed out, or its context ended, or it ran out
+// of retries, after a commit had been sent whose outcome was not learned.
+// Nothing is retried after a timeout; Resolve(ctx, db, e.ID, opts) fences
+// the ID and answers committed or not committed, definitively.
+type UnknownResultError struct {
+	ID  ID
+	Err error // the error the call ended with, e.g. transaction_timed_out (1031)
+}
+
+func (e *UnknownResultError) Error() string {
+	return fmt.Sprintf("txn: outcome of transaction %v unknown (resolve it with txn.Resolve): %v", e.ID, e.Err)
+}
+
+// Unwrap returns the error the call ended with.
+func (e *UnknownResultError) Unwrap() error { return e.Err }
+
+// Is matches ErrUnknownResult.
+func (e *UnknownResultError) Is(target error) bool { return target == ErrUnknownResult }
+
+// OutcomeLostError reports that an earlier attempt's outcome can no longer be
+// learned: after an ambiguous commit, the marker is absent but the janitor's
+// watermark has passed its version, so it may have committed and been
+// cleaned. The function is never run again in that case. It happens only
+// when a call (or a Resolve) outlives the janitor's minimum age.
+type OutcomeLostError struct {
+	ID        ID
+	Watermark int64
+}
+
+func (e *OutcomeLostError) Error() string {
+	return fmt.Sprintf("txn: outcome of transaction %v lost: the janitor's watermark %d has passed its version %d; raise the janitor's minimum age above the longest call", e.ID, e.Watermark, e.ID.Version)
+}
+
+// Is matches ErrOutcomeLost.
+func (e *OutcomeLostError) Is(target error) bool { return target == ErrOutcomeLost }
+
+// PanicError is returned when the transaction function panics with anything
+// but a *kv.Error (which MustGet panics with and which is handled as the
+// function's error). Nothing is committed by the attempt that panicked.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("txn: transaction function panicked: %v", e.Value)
+}

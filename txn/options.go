@@ -1,0 +1,135 @@
+package txn
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+// DefaultPrefix is where markers live unless Options.Prefix says otherwise.
+// 0xfd keeps them near the end of the user keyspace, clear of the tuple
+// layer's common type codes and of the directory layer's 0xfe.
+var DefaultPrefix = []byte("\xfdidemkv/tx/")
+
+// Defaults for Options fields left zero.
+const (
+	DefaultShards     = 16
+	DefaultRetryLimit = 100
+	// MaxShards is the most shards a prefix can have: the shard is one byte
+	// and 0xff is reserved for the prefix's metadata (the watermark).
+	MaxShards = 255
+	// maxPrefixLen leaves room for the shard, version and ID under
+	// kv.MaxKeySize.
+	maxPrefixLen = kv.MaxKeySize - markerSuffixLen
+)
+
+// Options configures Transact and Resolve. A nil *Options means all
+// defaults; zero fields take their defaults too. Transact and Resolve must
+// be given the same Prefix and Shards for the same markers.
+type Options struct {
+	// Prefix is the key prefix of the markers and their metadata. Default
+	// DefaultPrefix. It must not be empty, must not begin with 0xff (the
+	// system keyspace) and must leave room for a marker under kv.MaxKeySize.
+	Prefix []byte
+	// Shards spreads markers over this many key ranges so that concurrent
+	// commits do not all write to the end of one range (a FoundationDB hot
+	// spot). 1 to MaxShards; default DefaultShards. Changing it later is
+	// safe for new calls; Resolve takes the shard from the ID.
+	Shards int
+	// RetryLimit bounds the retries of one call. 0 means DefaultRetryLimit;
+	// a negative value means no limit.
+	RetryLimit int
+	// Timeout bounds the whole call, all attempts included (FoundationDB's
+	// timeout option, which since API 610 is not reset by OnError). A call
+	// that times out is never retried: it returns *UnknownResultError if a
+	// commit may have been in flight. 0 means no timeout beyond ctx's.
+	Timeout time.Duration
+	// MaxRetryDelay caps the backoff between attempts. Default
+	// kv.DefaultMaxRetryDelay (1 s).
+	MaxRetryDelay time.Duration
+	// Observe, if set, is called once at the end of every call with what the
+	// call did, for metrics. It runs on the caller's goroutine and must not
+	// block.
+	Observe func(Stats)
+}
+
+// Stats is what one call did, reported to Options.Observe.
+type Stats struct {
+	ID ID // zero if the call ended before its first read version
+	// Attempts is the number of FoundationDB transactions the call ran.
+	Attempts int
+	// Ambiguous is the number of maybe-committed errors seen
+	// (commit_unknown_result, cluster_version_changed).
+	Ambiguous int
+	// MarkerFound reports that an earlier attempt was found committed and
+	// its result returned without running the function again.
+	MarkerFound bool
+	// Duration is the call's wall time.
+	Duration time.Duration
+	// Err is the call's error, nil on success.
+	Err error
+}
+
+// config is Options with defaults applied and checked.
+type config struct {
+	prefix        []byte
+	watermarkKey  []byte
+	shards        int
+	retryLimit    int
+	timeout       time.Duration
+	maxRetryDelay time.Duration
+	observe       func(Stats)
+}
+
+func (o *Options) config() (config, error) {
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	c := config{
+		prefix:        opts.Prefix,
+		shards:        opts.Shards,
+		retryLimit:    opts.RetryLimit,
+		timeout:       opts.Timeout,
+		maxRetryDelay: opts.MaxRetryDelay,
+		observe:       opts.Observe,
+	}
+	if c.prefix == nil {
+		c.prefix = DefaultPrefix
+	}
+	if c.shards == 0 {
+		c.shards = DefaultShards
+	}
+	if c.retryLimit == 0 {
+		c.retryLimit = DefaultRetryLimit
+	}
+	if c.maxRetryDelay == 0 {
+		c.maxRetryDelay = kv.DefaultMaxRetryDelay
+	}
+	if err := c.validate(); err != nil {
+		return config{}, err
+	}
+	c.prefix = bytes.Clone(c.prefix)
+	c.watermarkKey = WatermarkKey(c.prefix)
+	return c, nil
+}
+
+func (c *config) validate() error {
+	switch {
+	case len(c.prefix) == 0:
+		return fmt.Errorf("%w: Prefix is empty; leave it nil for the default %q or give a non-empty prefix", ErrInvalidOptions, DefaultPrefix)
+	case c.prefix[0] == kv.SystemPrefix:
+		return fmt.Errorf("%w: Prefix %q begins with 0xff, FoundationDB's system keyspace; choose a prefix in the user keyspace", ErrInvalidOptions, c.prefix)
+	case len(c.prefix) > maxPrefixLen:
+		return fmt.Errorf("%w: Prefix is %d bytes; at most %d leave room for a marker under the %d-byte key limit", ErrInvalidOptions, len(c.prefix), maxPrefixLen, kv.MaxKeySize)
+	case c.shards < 1 || c.shards > MaxShards:
+		return fmt.Errorf("%w: Shards is %d; it must be 1 to %d", ErrInvalidOptions, c.shards, MaxShards)
+	case c.timeout < 0:
+		return fmt.Errorf("%w: Timeout is %v; it must be 0 (none) or positive", ErrInvalidOptions, c.timeout)
+	case c.maxRetryDelay < 0:
+		return fmt.Errorf("%w: MaxRetryDelay is %v; it must be 0 (default %v) or positive", ErrInvalidOptions, c.maxRetryDelay, kv.DefaultMaxRetryDelay)
+	}
+	return nil
+}
