@@ -244,7 +244,7 @@ func TestTypecheckAdapterAgainstBindings(t *testing.T) {
 
 	// The check must have seen the tagged adapter, not the stub: Wrap and
 	// Unwrap exist only in fdb-tagged files, and take the bindings' types.
-	for _, name := range []string{"Wrap", "Unwrap", "Open", "DB"} {
+	for _, name := range []string{"Wrap", "Unwrap", "Open", "DB", "Transact"} {
 		if pkg.Scope().Lookup(name) == nil {
 			t.Errorf("%s not declared: the fdb-tagged files were not checked", name)
 		}
