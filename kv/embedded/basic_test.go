@@ -1,0 +1,85 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+func openMem(t testing.TB, o *Options) *DB {
+	t.Helper()
+	db, err := OpenMem(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func newTr(t testing.TB, db *DB) kv.Transaction {
+	t.Helper()
+	tr, err := db.CreateTransaction(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestSetGetCommit(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	tr.Set([]byte("a"), []byte("1"))
+	tr.Set([]byte("b"), []byte{})
+	if v, err := tr.Get([]byte("a")).Get(); err != nil || string(v) != "1" {
+		t.Fatalf("own write: %q, %v", v, err)
+	}
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	cv, err := tr.GetCommittedVersion()
+	if err != nil || cv <= 0 {
+		t.Fatalf("committed version %d, %v", cv, err)
+	}
+	tr2 := newTr(t, db)
+	rv := tr2.GetReadVersion().MustGet()
+	if rv < cv {
+		t.Fatalf("read version %d below committed %d", rv, cv)
+	}
+	if v := tr2.Get([]byte("a")).MustGet(); string(v) != "1" {
+		t.Fatalf("got %q", v)
+	}
+	if v := tr2.Get([]byte("b")).MustGet(); v == nil || len(v) != 0 {
+		t.Fatalf("empty value: got %#v, want non-nil empty", v)
+	}
+	if v := tr2.Get([]byte("c")).MustGet(); v != nil {
+		t.Fatalf("absent: got %q", v)
+	}
+	kvs := tr2.GetRange(kv.Range{Begin: []byte(""), End: []byte("\xff")}, kv.RangeOptions{}).MustGet()
+	if len(kvs) != 2 || !bytes.Equal(kvs[0].Key, []byte("a")) {
+		t.Fatalf("range: %q", kvs)
+	}
+	if err := tr2.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := tr2.GetCommittedVersion(); v != -1 {
+		t.Fatalf("read-only committed version %d, want -1", v)
+	}
+}
+
+func TestConflict(t *testing.T) {
+	db := openMem(t, nil)
+	t1, t2 := newTr(t, db), newTr(t, db)
+	t1.Get([]byte("k")).MustGet()
+	t2.Get([]byte("k")).MustGet()
+	t1.Set([]byte("k"), []byte("1"))
+	t2.Set([]byte("k"), []byte("2"))
+	if err := t1.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := t2.Commit().Err(); !errors.Is(err, kv.ErrNotCommitted) {
+		t.Fatalf("second commit: %v, want not_committed", err)
+	}
+}

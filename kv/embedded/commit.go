@@ -1,0 +1,306 @@
+package embedded
+
+import (
+	"bytes"
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+// mutKind is the kind of a recorded write.
+type mutKind uint8
+
+const (
+	mutSet mutKind = iota
+	mutClear
+	mutClearRange
+	mutAtomic
+)
+
+// mutation is one write, replayed in order at commit.
+type mutation struct {
+	kind  mutKind
+	op    kv.MutationType // mutAtomic only
+	key   []byte
+	end   []byte // mutClearRange only
+	value []byte // value or atomic parameter
+}
+
+// commitReq is one transaction handed to the committer. The committer owns
+// it from the send until done is closed; then version, stamp and err are
+// the outcome.
+type commitReq struct {
+	muts   []mutation
+	reads  []kv.Range
+	writes []kv.Range
+	rv     int64 // read version; meaningful when len(reads) > 0
+
+	done    chan struct{}
+	version int64
+	stamp   kv.Versionstamp
+	err     error
+}
+
+// committer is the single writer to Pebble. It runs one group at a time:
+// everything queued when it wakes, up to MaxBatchTransactions.
+func (db *DB) committer() {
+	defer close(db.stopped)
+	group := make([]*commitReq, 0, db.opts.MaxBatchTransactions)
+	for {
+		group = group[:0]
+		select {
+		case r := <-db.reqs:
+			group = append(group, r)
+		case <-db.closing:
+			return
+		}
+	drain:
+		for len(group) < db.opts.MaxBatchTransactions {
+			select {
+			case r := <-db.reqs:
+				group = append(group, r)
+			default:
+				break drain
+			}
+		}
+		db.commitGroup(group)
+	}
+}
+
+// commitGroup resolves conflicts in arrival order, applies every accepted
+// transaction in one Pebble batch (plus the version record) with one sync,
+// snapshots the result, publishes it, and only then answers the waiters. A
+// read version is never handed out at or above the group's version until
+// it is published, so no reader can see a partial or unpublished state.
+func (db *DB) commitGroup(group []*commitReq) {
+	db.mu.Lock()
+	cv := db.nowVersionLocked()
+	if pub := db.mu.snaps[len(db.mu.snaps)-1].version; cv <= pub {
+		cv = pub + 1
+	}
+	if cv <= db.mu.maxRead {
+		cv = db.mu.maxRead + 1
+	}
+	db.mu.inflight = cv
+	db.mu.Unlock()
+
+	db.window.prune(cv - kv.MaxTransactionLifeVersions)
+	b := db.pdb.NewIndexedBatch()
+	defer b.Close()
+	var accepted []*commitReq
+	for _, r := range group {
+		if len(r.reads) > 0 {
+			if r.rv < cv-kv.MaxTransactionLifeVersions {
+				r.err = kv.Errorf(kv.CodeTransactionTooOld, "read version %d is more than five seconds before commit version %d", r.rv, cv)
+				continue
+			}
+			if db.window.conflicts(r.rv, r.reads) {
+				r.err = kv.NewError(kv.CodeNotCommitted)
+				continue
+			}
+		}
+		stamp := kv.NewVersionstamp(cv, uint16(len(accepted)))
+		if err := applyMutations(b, r.muts, stamp); err != nil {
+			// Cannot happen for validated mutations; fail this one alone
+			// would leave a half-applied batch, so fail the group.
+			db.failGroup(group, &kv.Error{Code: kv.CodeInternalError, Cause: err}, cv)
+			return
+		}
+		r.version, r.stamp = cv, stamp
+		db.window.add(cv, r.writes)
+		accepted = append(accepted, r)
+	}
+
+	if len(accepted) > 0 {
+		b.Set(metaVersion, encodeVersion(cv), nil)
+		if err := db.pdb.Apply(b, db.sync); err != nil {
+			// The batch may or may not be in the WAL.
+			db.failGroup(group, &kv.Error{Code: kv.CodeCommitUnknownResult, Cause: err}, cv)
+			return
+		}
+		db.stats.batches.Add(1)
+		db.stats.commits.Add(int64(len(accepted)))
+		s := &snapshot{version: cv, ps: db.pdb.NewSnapshot()}
+		db.mu.Lock()
+		db.mu.snaps = append(db.mu.snaps, s)
+		db.mu.inflight = 0
+		db.releaseOldLocked(cv)
+		db.mu.Unlock()
+	} else {
+		db.mu.Lock()
+		db.mu.inflight = 0
+		db.mu.Unlock()
+	}
+	db.finish(group)
+}
+
+// failGroup fails every transaction of the group not already failed and
+// forgets the group's write conflict ranges.
+func (db *DB) failGroup(group []*commitReq, err error, cv int64) {
+	db.window.dropFrom(cv)
+	db.mu.Lock()
+	db.mu.inflight = 0
+	db.mu.Unlock()
+	for _, r := range group {
+		if r.err == nil {
+			r.err = err
+		}
+	}
+	db.finish(group)
+}
+
+func (db *DB) finish(group []*commitReq) {
+	for _, r := range group {
+		close(r.done)
+	}
+}
+
+// releaseOldLocked drops snapshots that no usable read version maps to:
+// snapshot i serves read versions [v_i, v_{i+1}), so it is dead once
+// v_{i+1} is more than five seconds of versions old. A snapshot being read
+// right now is skipped and retried after a later commit.
+func (db *DB) releaseOldLocked(now int64) {
+	snaps := db.mu.snaps
+	floor := now - kv.MaxTransactionLifeVersions
+	n := 0
+	for n+1 < len(snaps) && snaps[n+1].version <= floor {
+		if !snaps[n].tryRelease() {
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		copy(snaps, snaps[n:])
+		for i := len(snaps) - n; i < len(snaps); i++ {
+			snaps[i] = nil
+		}
+		db.mu.snaps = snaps[:len(snaps)-n]
+	}
+}
+
+// applyMutations replays one transaction's writes, in order, into b.
+// Atomic operations read the value then current: the DB plus everything
+// earlier in b, including earlier transactions of the group.
+func applyMutations(b *pebble.Batch, muts []mutation, stamp kv.Versionstamp) error {
+	for _, m := range muts {
+		var err error
+		switch m.kind {
+		case mutSet:
+			err = b.Set(userKey(m.key), m.value, nil)
+		case mutClear:
+			err = b.Delete(userKey(m.key), nil)
+		case mutClearRange:
+			err = b.DeleteRange(userKey(m.key), userKey(m.end), nil)
+		case mutAtomic:
+			err = applyAtomic(b, m, stamp)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyAtomic(b *pebble.Batch, m mutation, stamp kv.Versionstamp) error {
+	switch m.op {
+	case kv.SetVersionstampedKey:
+		k, err := kv.PlaceVersionstamp(m.key, stamp)
+		if err != nil {
+			return err
+		}
+		return b.Set(userKey(k), m.value, nil)
+	case kv.SetVersionstampedValue:
+		v, err := kv.PlaceVersionstamp(m.value, stamp)
+		if err != nil {
+			return err
+		}
+		return b.Set(userKey(m.key), v, nil)
+	}
+	uk := userKey(m.key)
+	var cur []byte
+	present := false
+	v, closer, err := b.Get(uk)
+	switch {
+	case err == nil:
+		cur, present = append([]byte{}, v...), true
+		closer.Close()
+	case !errors.Is(err, pebble.ErrNotFound):
+		return err
+	}
+	nv, ok := kv.ApplyAtomic(m.op, cur, present, m.value)
+	if !ok {
+		return b.Delete(uk, nil)
+	}
+	return b.Set(uk, nv, nil)
+}
+
+// conflictWindow is the recent write conflict ranges, by commit version,
+// ascending. A transaction conflicts if a range committed after its read
+// version intersects one of its read ranges. Entries older than five
+// seconds of versions are pruned: a transaction that old fails with
+// transaction_too_old before the window is consulted.
+//
+// It is a list scanned from the newest entry back to the reader's read
+// version, so a check costs O(commits since the read version × ranges).
+// For the short transactions FoundationDB is built for (a few ms) that is
+// a few hundred entries at most; see BenchmarkConflictWindow.
+type conflictWindow struct {
+	entries []windowEntry
+}
+
+type windowEntry struct {
+	version int64
+	ranges  []kv.Range
+}
+
+func (w *conflictWindow) add(v int64, ranges []kv.Range) {
+	if len(ranges) == 0 {
+		return
+	}
+	w.entries = append(w.entries, windowEntry{version: v, ranges: ranges})
+}
+
+// prune drops entries at versions below floor.
+func (w *conflictWindow) prune(floor int64) {
+	n := 0
+	for n < len(w.entries) && w.entries[n].version < floor {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	// Reallocate once most of the slice is dead so memory is returned.
+	if n > len(w.entries)/2 {
+		w.entries = append([]windowEntry(nil), w.entries[n:]...)
+	} else {
+		clear(w.entries[:n])
+		w.entries = w.entries[n:]
+	}
+}
+
+// dropFrom removes entries at version v and above (a failed batch).
+func (w *conflictWindow) dropFrom(v int64) {
+	i := len(w.entries)
+	for i > 0 && w.entries[i-1].version >= v {
+		i--
+	}
+	clear(w.entries[i:])
+	w.entries = w.entries[:i]
+}
+
+// conflicts reports whether any range written after version rv intersects
+// one of reads.
+func (w *conflictWindow) conflicts(rv int64, reads []kv.Range) bool {
+	for i := len(w.entries) - 1; i >= 0 && w.entries[i].version > rv; i-- {
+		for _, wr := range w.entries[i].ranges {
+			for _, rr := range reads {
+				if bytes.Compare(wr.Begin, rr.End) < 0 && bytes.Compare(rr.Begin, wr.End) < 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}

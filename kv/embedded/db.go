@@ -1,0 +1,347 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+// Pebble keyspace layout. Every user key (system keys included) is stored
+// under userPrefix and all engine metadata under metaPrefix, so no user key
+// can ever collide with metadata.
+const (
+	userPrefix = 'u'
+	metaPrefix = 'm'
+)
+
+var (
+	// metaFormat holds formatMarker; a directory without it is not ours.
+	metaFormat = []byte("mformat")
+	// metaVersion holds the last commit version, big-endian, written in
+	// every commit batch so that versions continue above it on reopen.
+	metaVersion  = []byte("mversion")
+	formatMarker = []byte("idemkv-embedded-v1")
+)
+
+// ErrNotEmbeddedDir is returned (wrapped) by Open for a directory that holds
+// something other than an idemkv embedded database.
+var ErrNotEmbeddedDir = errors.New("embedded: directory is not an idemkv embedded database")
+
+// DB is an embedded database with FoundationDB's transaction semantics. It
+// is safe for concurrent use.
+type DB struct {
+	pdb  *pebble.DB
+	opts Options
+	sync *pebble.WriteOptions
+
+	// reqs is unbuffered: a committer blocked in send is exactly a queued
+	// commit, and the committer's non-blocking drain picks them all up.
+	reqs    chan *commitReq
+	closing chan struct{} // closed by Close
+	stopped chan struct{} // closed when the committer has exited
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	// clockStart and clockBase map clock time to versions: clockBase +
+	// elapsed microseconds since clockStart.
+	clockStart time.Time
+	clockBase  int64
+
+	// mu covers the published state that read versions and reads use, and
+	// the bookkeeping that keeps commit versions above every read version
+	// handed out.
+	mu struct {
+		sync.Mutex
+		// lastClock is the highest clock version seen (versions never go
+		// backwards).
+		lastClock int64
+		// snaps holds the retained snapshots in ascending version order; the
+		// last is the published, current state.
+		snaps []*snapshot
+		// inflight is the version of the group being applied, 0 if none. No
+		// read version >= inflight is handed out until it is published.
+		inflight int64
+		// maxRead is the highest read version handed out or accepted.
+		maxRead int64
+	}
+
+	// window holds recent write conflict ranges; only the committer
+	// goroutine touches it.
+	window conflictWindow
+
+	stats struct {
+		batches atomic.Int64 // Pebble batches applied by the committer
+		commits atomic.Int64 // transactions committed through them
+	}
+}
+
+var _ kv.Database = (*DB)(nil)
+
+// Open opens (creating if needed) a durable database in dir. nil opts means
+// the defaults. It fails with a clear error if dir is a file, is locked by
+// another process, or holds something other than an idemkv embedded
+// database (ErrNotEmbeddedDir); it never modifies such a directory.
+func Open(dir string, opts *Options) (*DB, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	fresh := true
+	switch fi, err := os.Stat(dir); {
+	case err == nil && !fi.IsDir():
+		return nil, fmt.Errorf("embedded: open %s: is a file, not a directory", dir)
+	case err == nil:
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+		}
+		fresh = len(ents) == 0
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	if !fresh {
+		desc, err := pebble.Peek(dir, vfs.Default)
+		if err != nil || !desc.Exists {
+			return nil, fmt.Errorf("%w: %s holds other files (no Pebble store)", ErrNotEmbeddedDir, dir)
+		}
+	}
+	po := &pebble.Options{Logger: quietLogger{}, ErrorIfNotExists: !fresh}
+	sync := pebble.Sync
+	if o.NoSync {
+		sync = pebble.NoSync
+	}
+	db, err := open(dir, po, o, sync)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// OpenMem opens a database held in memory (Pebble on vfs.NewMem). It is
+// lost on Close.
+func OpenMem(opts *Options) (*DB, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	po := &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}}
+	db, err := open("", po, o, pebble.NoSync)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open in memory: %w", err)
+	}
+	return db, nil
+}
+
+func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) (*DB, error) {
+	pdb, err := pebble.Open(dir, po)
+	if err != nil {
+		if isLockErr(err) {
+			return nil, fmt.Errorf("database is already open (by this or another process): %w", err)
+		}
+		return nil, err
+	}
+	base, err := checkFormat(pdb)
+	if err != nil {
+		pdb.Close()
+		return nil, err
+	}
+	db := &DB{
+		pdb:        pdb,
+		opts:       o,
+		sync:       sync,
+		reqs:       make(chan *commitReq),
+		closing:    make(chan struct{}),
+		stopped:    make(chan struct{}),
+		clockStart: o.Clock(),
+		clockBase:  base + 1,
+	}
+	db.mu.lastClock = base
+	db.mu.maxRead = base
+	db.mu.snaps = []*snapshot{{version: base, ps: pdb.NewSnapshot()}}
+	go db.committer()
+	return db, nil
+}
+
+// checkFormat verifies (or, on an empty store, writes) the format marker and
+// returns the last committed version.
+func checkFormat(pdb *pebble.DB) (int64, error) {
+	v, closer, err := pdb.Get(metaFormat)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		// An empty store is a fresh one (including one whose creator died
+		// before writing the marker); a store with any key is foreign.
+		it, err := pdb.NewIter(nil)
+		if err != nil {
+			return 0, err
+		}
+		any := it.First()
+		it.Close()
+		if any {
+			return 0, fmt.Errorf("%w: Pebble store without the idemkv format marker", ErrNotEmbeddedDir)
+		}
+		b := pdb.NewBatch()
+		b.Set(metaFormat, formatMarker, nil)
+		b.Set(metaVersion, encodeVersion(0), nil)
+		if err := pdb.Apply(b, pebble.Sync); err != nil {
+			return 0, err
+		}
+		return 0, nil
+	case err != nil:
+		return 0, err
+	}
+	ok := bytes.Equal(v, formatMarker)
+	got := string(v)
+	closer.Close()
+	if !ok {
+		return 0, fmt.Errorf("%w: unknown format marker %q (want %q)", ErrNotEmbeddedDir, got, formatMarker)
+	}
+	v, closer, err = pdb.Get(metaVersion)
+	if err != nil {
+		return 0, fmt.Errorf("%w: missing version record: %v", ErrNotEmbeddedDir, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("%w: corrupt version record of %d bytes", ErrNotEmbeddedDir, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+func encodeVersion(v int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(v))
+}
+
+func isLockErr(err error) bool {
+	return bytes.Contains([]byte(err.Error()), []byte("lock"))
+}
+
+// CreateTransaction starts a transaction bound to ctx (see kv.Database).
+func (db *DB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
+	if ctx == nil {
+		return nil, errors.New("embedded: CreateTransaction: nil context (use context.Background())")
+	}
+	if db.closed.Load() {
+		return nil, fmt.Errorf("embedded: CreateTransaction: %w", kv.ErrClosed)
+	}
+	return newTransaction(db, ctx), nil
+}
+
+// Close waits for the commit in progress, fails queued ones with
+// kv.ErrClosed, releases all snapshots and closes Pebble. Afterwards every
+// operation fails with kv.ErrClosed. Close may be called more than once.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.closed.Store(true)
+		close(db.closing)
+		<-db.stopped
+		db.mu.Lock()
+		snaps := db.mu.snaps
+		db.mu.snaps = nil
+		db.mu.Unlock()
+		for _, s := range snaps {
+			s.release()
+		}
+		db.closeErr = db.pdb.Close()
+	})
+	return db.closeErr
+}
+
+// errClosed is what operations on a closed DB return.
+func errClosed(op string) error { return fmt.Errorf("embedded: %s: %w", op, kv.ErrClosed) }
+
+// nowVersionLocked returns the clock's current version, never less than
+// one already seen.
+func (db *DB) nowVersionLocked() int64 {
+	d := db.opts.Clock().Sub(db.clockStart)
+	if d < 0 {
+		d = 0
+	}
+	v := db.clockBase + int64(d/(time.Second/kv.VersionsPerSecond))
+	if v < db.mu.lastClock {
+		v = db.mu.lastClock
+	}
+	db.mu.lastClock = v
+	return v
+}
+
+// readableLocked is the highest version a reader may use now: the clock,
+// held below a group in flight, and never below the published state.
+func (db *DB) readableLocked() int64 {
+	v := db.nowVersionLocked()
+	if db.mu.inflight != 0 && v >= db.mu.inflight {
+		v = db.mu.inflight - 1
+	}
+	if pub := db.mu.snaps[len(db.mu.snaps)-1].version; v < pub {
+		v = pub
+	}
+	return v
+}
+
+// readVersion is GRV: the latest published state, advancing with the clock
+// when idle.
+func (db *DB) readVersion() (int64, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.snaps == nil {
+		return 0, errClosed("get read version")
+	}
+	v := db.readableLocked()
+	if v > db.mu.maxRead {
+		db.mu.maxRead = v
+	}
+	return v, nil
+}
+
+// snapshotAt returns the snapshot holding the state at read version v, or
+// transaction_too_old / future_version.
+func (db *DB) snapshotAt(v int64) (*snapshot, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.snaps == nil {
+		return nil, errClosed("read")
+	}
+	now := db.nowVersionLocked()
+	if v < now-kv.MaxTransactionLifeVersions {
+		return nil, kv.Errorf(kv.CodeTransactionTooOld, "read version %d is older than %d (five seconds before %d)", v, now-kv.MaxTransactionLifeVersions, now)
+	}
+	if lim := db.readableLocked(); v > lim {
+		return nil, kv.Errorf(kv.CodeFutureVersion, "read version %d is ahead of the database (%d)", v, lim)
+	}
+	snaps := db.mu.snaps
+	// Last snapshot with version <= v.
+	lo, hi := 0, len(snaps)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if snaps[m].version <= v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == 0 {
+		return nil, kv.Errorf(kv.CodeTransactionTooOld, "read version %d predates the oldest retained state (%d)", v, snaps[0].version)
+	}
+	if v > db.mu.maxRead {
+		db.mu.maxRead = v
+	}
+	return snaps[lo-1], nil
+}
+
+// quietLogger drops Pebble's informational chatter and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)         {}
+func (quietLogger) Errorf(f string, args ...any) { pebble.DefaultLogger.Errorf(f, args...) }
+func (quietLogger) Fatalf(f string, args ...any) { pebble.DefaultLogger.Fatalf(f, args...) }

@@ -1,0 +1,57 @@
+package embedded
+
+import (
+	"fmt"
+	"time"
+)
+
+// Options configures a DB. The zero value (and a nil *Options) means the
+// defaults documented on each field.
+type Options struct {
+	// Clock, if non-nil, replaces time.Now as the source of database versions
+	// (tests step it to age markers without sleeping). Versions advance
+	// kv.VersionsPerSecond per second of clock time and never go backwards,
+	// even if the clock does. Transaction timeouts and OnError's backoff use
+	// real time regardless.
+	Clock func() time.Time
+
+	// NoSync skips the fsync after each commit group on a durable DB. It is
+	// UNSAFE: an acknowledged commit can be lost on a machine crash (a
+	// process crash alone loses nothing once Pebble has written the WAL).
+	// Ignored by OpenMem.
+	NoSync bool
+
+	// MaxBatchTransactions caps how many transactions one group commit
+	// applies in one Pebble batch. Default 1024; allowed 1 to 65536 (the
+	// versionstamp's batch order is 16 bits).
+	MaxBatchTransactions int
+}
+
+const (
+	defaultMaxBatchTransactions = 1024
+	maxMaxBatchTransactions     = 1 << 16
+)
+
+// withDefaults returns a copy of o (nil allowed) with defaults filled in.
+func (o *Options) withDefaults() Options {
+	var out Options
+	if o != nil {
+		out = *o
+	}
+	if out.Clock == nil {
+		out.Clock = time.Now
+	}
+	if out.MaxBatchTransactions == 0 {
+		out.MaxBatchTransactions = defaultMaxBatchTransactions
+	}
+	return out
+}
+
+// validate names the first bad field and its allowed range.
+func (o *Options) validate() error {
+	if o.MaxBatchTransactions < 1 || o.MaxBatchTransactions > maxMaxBatchTransactions {
+		return fmt.Errorf("embedded: Options.MaxBatchTransactions = %d, want 1 to %d (0 means the default %d)",
+			o.MaxBatchTransactions, maxMaxBatchTransactions, defaultMaxBatchTransactions)
+	}
+	return nil
+}
