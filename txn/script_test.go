@@ -1,0 +1,117 @@
+package txn_test
+
+import (
+	"context"
+	"sync"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+// action is what a scriptDB does to one commit.
+type action int
+
+const (
+	pass           action = iota
+	applied1021           // commit, then report commit_unknown_result
+	notApplied1021        // do not commit, report commit_unknown_result
+	held1021              // keep the commit for release(), report commit_unknown_result
+	applied1039           // commit, then report cluster_version_changed
+	applied1031           // commit, then report transaction_timed_out
+	releaseThenPass       // land every held commit, then commit normally
+)
+
+// scriptDB wraps a database and does to the n-th commit (from 1) what plan
+// says, so that a test can stage an exact interleaving — an earlier attempt
+// landing while a later one runs — that the seeded fault injector only
+// produces by chance. It also records every error its transactions' OnError
+// was asked about.
+type scriptDB struct {
+	kv.Database
+	plan func(n int) action
+	// before, if set, runs before the n-th commit's action.
+	before func(n int)
+
+	mu      sync.Mutex
+	n       int
+	held    []kv.Transaction
+	landed  []error // results of held commits, in release order
+	onError []kv.Code
+}
+
+func (db *scriptDB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
+	tr, err := db.Database.CreateTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &scriptTx{Transaction: tr, db: db, ctx: ctx}, nil
+}
+
+// release commits every held transaction now.
+func (db *scriptDB) release() {
+	db.mu.Lock()
+	held := db.held
+	db.held = nil
+	db.mu.Unlock()
+	for _, tr := range held {
+		err := tr.Commit().Err()
+		db.mu.Lock()
+		db.landed = append(db.landed, err)
+		db.mu.Unlock()
+	}
+}
+
+func (db *scriptDB) codesSeen() []kv.Code {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return append([]kv.Code(nil), db.onError...)
+}
+
+type scriptTx struct {
+	kv.Transaction
+	db  *scriptDB
+	ctx context.Context
+}
+
+func (t *scriptTx) OnError(err error) error {
+	if c, ok := kv.ErrorCode(err); ok {
+		t.db.mu.Lock()
+		t.db.onError = append(t.db.onError, c)
+		t.db.mu.Unlock()
+	}
+	return t.Transaction.OnError(err)
+}
+
+func (t *scriptTx) Commit() *kv.Future[struct{}] {
+	t.db.mu.Lock()
+	t.db.n++
+	n := t.db.n
+	t.db.mu.Unlock()
+	if t.db.before != nil {
+		t.db.before(n)
+	}
+	fail := func(c kv.Code) *kv.Future[struct{}] { return kv.Failed[struct{}](kv.NewError(c)) }
+	switch t.db.plan(n) {
+	case applied1021, applied1039, applied1031:
+		if err := t.Transaction.Commit().Err(); err != nil {
+			return kv.Failed[struct{}](err)
+		}
+		return fail(map[action]kv.Code{applied1021: kv.CodeCommitUnknownResult, applied1039: kv.CodeClusterVersionChanged, applied1031: kv.CodeTransactionTimedOut}[t.db.plan(n)])
+	case notApplied1021:
+		return fail(kv.CodeCommitUnknownResult)
+	case held1021:
+		// Hand the inner transaction to release() and carry on with a
+		// fresh one, as a client does whose commit is still in flight.
+		fresh, err := t.db.Database.CreateTransaction(t.ctx)
+		if err != nil {
+			return kv.Failed[struct{}](err)
+		}
+		t.db.mu.Lock()
+		t.db.held = append(t.db.held, t.Transaction)
+		t.db.mu.Unlock()
+		t.Transaction = fresh
+		return fail(kv.CodeCommitUnknownResult)
+	case releaseThenPass:
+		t.db.release()
+	}
+	return t.Transaction.Commit()
+}
