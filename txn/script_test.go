@@ -11,13 +11,13 @@ import (
 type action int
 
 const (
-	pass           action = iota
-	applied1021           // commit, then report commit_unknown_result
-	notApplied1021        // do not commit, report commit_unknown_result
-	held1021              // keep the commit for release(), report commit_unknown_result
-	applied1039           // commit, then report cluster_version_changed
-	applied1031           // commit, then report transaction_timed_out
-	releaseThenPass       // land every held commit, then commit normally
+	pass            action = iota
+	applied1021            // commit, then report commit_unknown_result
+	notApplied1021         // do not commit, report commit_unknown_result
+	held1021               // keep the commit for release(), report commit_unknown_result
+	applied1039            // commit, then report cluster_version_changed
+	applied1031            // commit, then report transaction_timed_out
+	releaseThenPass        // land every held commit, then commit normally
 )
 
 // scriptDB wraps a database and does to the n-th commit (from 1) what plan
