@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 
@@ -54,11 +55,26 @@ type attempt struct {
 	committing bool
 	committed  bool
 	version    int64
-	// stamp resolves GetVersionstamp futures: closed when the commit ends
-	// (or the attempt is discarded), with stampVal/stampErr set before.
-	stamp    chan struct{}
-	stampVal kv.Versionstamp
-	stampErr error
+	// stamp resolves this attempt's GetVersionstamp futures.
+	stamp *stampResult
+}
+
+// stampResult is an attempt's versionstamp: done is closed when the commit
+// ends or the attempt is discarded, with val or err set before.
+type stampResult struct {
+	done chan struct{}
+	val  kv.Versionstamp
+	err  error
+}
+
+// resolve sets the outcome once; later calls are no-ops.
+func (s *stampResult) resolve(v kv.Versionstamp, err error) {
+	select {
+	case <-s.done:
+	default:
+		s.val, s.err = v, err
+		close(s.done)
+	}
 }
 
 var errNoCommit = kv.Errorf(2021, "transaction did not commit (no_commit_version)")
@@ -87,15 +103,10 @@ func (t *transaction) reset() {
 // newAttempt discards the attempt state, keeping options and the cancel
 // state.
 func (t *transaction) newAttempt() {
-	if t.a.stamp != nil && !t.a.committed {
-		select {
-		case <-t.a.stamp:
-		default:
-			t.a.stampErr = kv.NewError(kv.CodeTransactionCancelled)
-			close(t.a.stamp)
-		}
+	if t.a.stamp != nil {
+		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
 	}
-	t.a = attempt{writes: newWriteMap(), stamp: make(chan struct{})}
+	t.a = attempt{writes: newWriteMap(), stamp: &stampResult{done: make(chan struct{})}}
 }
 
 func (t *transaction) cancelCh() chan struct{} {
@@ -260,7 +271,7 @@ func (t *transaction) get(key []byte, snapshot bool) *kv.Future[[]byte] {
 	}
 	v, present, err := s.get(key)
 	if err != nil {
-		return kv.Failed[[]byte](err)
+		return kv.Failed[[]byte](t.readErr(err))
 	}
 	if ok {
 		v, present = e.resolve(v, present)
@@ -290,7 +301,7 @@ func (t *transaction) getRange(r kv.Range, opts kv.RangeOptions, snapshot bool) 
 	}
 	out, full, err := t.mergeRange(s, r, opts)
 	if err != nil {
-		return kv.Failed[[]kv.KeyValue](err)
+		return kv.Failed[[]kv.KeyValue](t.readErr(err))
 	}
 	if !snapshot {
 		cr := kv.Range{Begin: clone(r.Begin, true), End: clone(r.End, true)}
@@ -303,7 +314,7 @@ func (t *transaction) getRange(r kv.Range, opts kv.RangeOptions, snapshot bool) 
 				cr.End = kv.KeyAfter(last)
 			}
 		}
-		t.addRead(cr)
+		t.addReadExceptOwn(cr)
 	}
 	return kv.Ready(out, nil)
 }
@@ -375,6 +386,15 @@ func (t *transaction) mergeRange(s *snapshot, r kv.Range, opts kv.RangeOptions) 
 	return out, !stopped, nil
 }
 
+// readErr prefers kv.ErrClosed to the transaction_too_old a snapshot
+// released by Close reports.
+func (t *transaction) readErr(err error) error {
+	if t.db.closed.Load() {
+		return errClosed("read")
+	}
+	return err
+}
+
 // clone copies v, keeping nil for absent and non-nil for present-but-empty.
 func clone(v []byte, present bool) []byte {
 	if !present {
@@ -396,6 +416,48 @@ func trunc(k []byte) []byte {
 func (t *transaction) addRead(r kv.Range) {
 	t.a.reads = append(t.a.reads, r)
 	t.a.size += int64(len(r.Begin) + len(r.End))
+}
+
+// addReadExceptOwn adds the read conflict ranges of a range read: r minus
+// the parts the transaction's own writes fully determine (cleared ranges
+// and keys with a known value), as FoundationDB's read-your-writes layer
+// does, so that a concurrent write to a key this transaction overwrote
+// blindly is not a conflict.
+func (t *transaction) addReadExceptOwn(r kv.Range) {
+	var holes []kv.Range
+	for _, c := range t.a.writes.cleared {
+		if bytes.Compare(c.End, r.Begin) > 0 && bytes.Compare(c.Begin, r.End) < 0 {
+			holes = append(holes, c)
+		}
+	}
+	for _, e := range t.a.writes.entriesIn(r.Begin, r.End, false) {
+		if e.kind == entryKnown {
+			holes = append(holes, kv.SingleKeyRange(e.key))
+		}
+	}
+	if len(holes) == 0 {
+		t.addRead(r)
+		return
+	}
+	sort.Slice(holes, func(i, j int) bool { return bytes.Compare(holes[i].Begin, holes[j].Begin) < 0 })
+	cur := r.Begin
+	for _, h := range holes {
+		if bytes.Compare(h.Begin, cur) > 0 {
+			end := h.Begin
+			if bytes.Compare(end, r.End) > 0 {
+				end = r.End
+			}
+			if bytes.Compare(cur, end) < 0 {
+				t.addRead(kv.Range{Begin: cur, End: end})
+			}
+		}
+		if bytes.Compare(h.End, cur) > 0 {
+			cur = h.End
+		}
+	}
+	if bytes.Compare(cur, r.End) < 0 {
+		t.addRead(kv.Range{Begin: cur, End: r.End})
+	}
 }
 
 func (t *transaction) addWrite(r kv.Range) {
@@ -625,20 +687,14 @@ func (t *transaction) commit() error {
 		return t.failStamp(req.err)
 	}
 	t.a.committed, t.a.version = true, req.version
-	t.a.stampVal = req.stamp
-	close(t.a.stamp)
+	t.a.stamp.resolve(req.stamp, nil)
 	return nil
 }
 
 // failStamp resolves pending GetVersionstamp futures with err (or with
 // errNoCommit for a read-only commit) and returns the commit error.
 func (t *transaction) failStamp(err error) error {
-	select {
-	case <-t.a.stamp:
-	default:
-		t.a.stampErr = err
-		close(t.a.stamp)
-	}
+	t.a.stamp.resolve(kv.Versionstamp{}, err)
 	if err == errNoCommit {
 		return nil
 	}
@@ -653,14 +709,10 @@ func (t *transaction) GetCommittedVersion() (int64, error) {
 }
 
 func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
-	a := &t.a
-	ch := a.stamp
+	s := t.a.stamp
 	return kv.NewFuture(func() (kv.Versionstamp, error) {
-		<-ch
-		if a.stampErr != nil {
-			return kv.Versionstamp{}, a.stampErr
-		}
-		return a.stampVal, nil
+		<-s.done
+		return s.val, s.err
 	})
 }
 
