@@ -96,14 +96,15 @@ func Wrap(db fdb.Database) *DB { return &DB{db: db} }
 
 // CreateTransaction starts a transaction bound to ctx: ctx's deadline
 // becomes the transaction's timeout (the smaller of it and any SetTimeout),
-// and canceling ctx cancels the transaction. See the package documentation
-// on contexts.
+// and canceling ctx cancels the transaction. A ctx that is already done
+// still yields a transaction, whose operations fail with ctx's error, as
+// for one canceled later. See the package documentation on contexts.
 func (d *DB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
+	if ctx == nil {
+		return nil, errors.New("fdbkv: CreateTransaction: nil context (use context.Background())")
+	}
 	if d.closed.Load() {
 		return nil, kv.ErrClosed
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, ctxError(err)
 	}
 	ftr, err := d.db.CreateTransaction()
 	if err != nil {

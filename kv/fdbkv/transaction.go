@@ -107,14 +107,30 @@ func (t *transaction) state() txnState {
 // err maps an error from the bindings.
 func (t *transaction) err(err error) error { return fromFDB(err, t.state()) }
 
-// unusable reports the error every operation returns regardless of
-// FoundationDB: a closed DB (whose handle may be destroyed) or a remembered
-// invalid write.
+// unusable reports the error every read, write and commit returns
+// without asking FoundationDB: a closed DB (whose handle may be
+// destroyed), a done context, or a remembered invalid write. The context is
+// checked here, synchronously, because the watcher cancels from its own
+// goroutine: without the check an operation issued just after cancel()
+// returned could still succeed.
 func (t *transaction) unusable() error {
 	if t.db.closed.Load() {
 		return kv.ErrClosed
 	}
+	if err := t.ctx.Err(); err != nil {
+		return ctxError(err)
+	}
 	return t.pendingErr
+}
+
+// closedErr is the check for what may still be asked of a transaction once
+// its context is done — its committed version, versionstamp and size —
+// since a caller commonly cancels the context right after a commit.
+func (t *transaction) closedErr() error {
+	if t.db.closed.Load() {
+		return kv.ErrClosed
+	}
+	return nil
 }
 
 func fdbRange(r kv.Range) fdb.KeyRange {
@@ -315,19 +331,16 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 //     nil returned, as for any retryable error; the caller still saw the
 //     1039 first and can act on it before retrying.
 //
-// Once the context is done, OnError returns the context's error mapped as
-// in every other operation, never nil. Errors that are not *kv.Error are
-// returned as is.
+// Once the context is done, OnError retries nothing and returns err (which,
+// from this transaction's operations, already carries the context's error
+// as its cause). Errors that are not *kv.Error are returned as is.
 func (t *transaction) OnError(err error) error {
 	code, ok := kv.ErrorCode(err)
 	if !ok {
 		return err
 	}
-	if ctxErr := t.ctx.Err(); ctxErr != nil {
-		if code == kv.CodeTransactionCancelled || code == kv.CodeTransactionTimedOut {
-			return ctxError(ctxErr)
-		}
-		return err
+	if t.ctx.Err() != nil {
+		return err // nothing is retried for a done context
 	}
 	if t.retryLimit >= 0 && t.retries >= t.retryLimit && kv.CodeRetryable(code) {
 		return err
@@ -427,7 +440,7 @@ func (t *transaction) Cancel() {
 }
 
 func (t *transaction) GetCommittedVersion() (int64, error) {
-	if err := t.unusable(); err != nil {
+	if err := t.closedErr(); err != nil {
 		return 0, err
 	}
 	v, err := t.tr.GetCommittedVersion()
@@ -435,7 +448,7 @@ func (t *transaction) GetCommittedVersion() (int64, error) {
 }
 
 func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
-	if err := t.unusable(); err != nil {
+	if err := t.closedErr(); err != nil {
 		return kv.Failed[kv.Versionstamp](err)
 	}
 	f := t.tr.GetVersionstamp()
@@ -449,7 +462,7 @@ func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
 }
 
 func (t *transaction) GetApproximateSize() *kv.Future[int64] {
-	if err := t.unusable(); err != nil {
+	if err := t.closedErr(); err != nil {
 		return kv.Failed[int64](err)
 	}
 	f := t.tr.GetApproximateSize()

@@ -249,6 +249,12 @@ func TestTypecheckAdapterAgainstBindings(t *testing.T) {
 			t.Errorf("%s not declared: the fdb-tagged files were not checked", name)
 		}
 	}
+	// ... and the fdb-tagged tests: they are compiled nowhere else here.
+	for _, name := range []string{"openCluster", "TestConformance", "TestTxnExactlyOnceAgainstCluster"} {
+		if pkg.Scope().Lookup(name) == nil {
+			t.Errorf("%s not declared: the fdb-tagged tests were not checked", name)
+		}
+	}
 	if obj := pkg.Scope().Lookup("Wrap"); obj != nil {
 		param := obj.Type().(*types.Signature).Params().At(0).Type()
 		if named, ok := param.(*types.Named); !ok || named.Obj().Pkg().Path() != bindingsFDB || named.Obj().Name() != "Database" {
