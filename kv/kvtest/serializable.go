@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,7 @@ type HistoryOptions struct {
 	// Clients is the number of concurrent clients; default 4, at most 16.
 	Clients int
 	// TxnsPerClient is how many transactions each client commits (or gives
-	// up on after MaxAttempts); default 12, at most 1,000.
+	// up on after MaxAttempts); default 30, at most 1,000.
 	TxnsPerClient int
 	// Keys is the size of the key space; default 5, from 1 to 8. Small on
 	// purpose: contention is what finds isolation bugs.
@@ -56,7 +57,7 @@ func (o *HistoryOptions) withDefaults() (HistoryOptions, error) {
 		}
 	}
 	def(&h.Clients, 4)
-	def(&h.TxnsPerClient, 12)
+	def(&h.TxnsPerClient, 30)
 	def(&h.Keys, 5)
 	def(&h.MaxOps, 4)
 	def(&h.MaxAttempts, 100)
@@ -249,6 +250,10 @@ func (r *recorder) attempt(in txnInput) (txnOutput, error) {
 	}
 	out := make(txnOutput, len(in))
 	for i, op := range in {
+		// Yield between operations so that, even on an engine whose
+		// operations never block, other clients' commits land inside this
+		// transaction's lifetime: that overlap is what the check is for.
+		runtime.Gosched()
 		switch op.kind {
 		case opGet:
 			v, err := tr.Get(r.key(op.key)).Get()
