@@ -1,0 +1,80 @@
+package txn
+
+import (
+	"bytes"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/uuid"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current encoding")
+
+// TestMarkerEncodingGolden pins the byte layout of markers, marker values
+// and the watermark: they are on disk (and on clusters) across versions of
+// this package, so a change must be deliberate. Refresh with -update and
+// review the diff.
+func TestMarkerEncodingGolden(t *testing.T) {
+	id := ID{Shard: 3, Version: 0x0102030405060708, Rand: uuid.MustParse("6f1c6a3e-1d2b-4c3a-9e8f-0123456789ab")}
+	var b bytes.Buffer
+	line := func(name string, v []byte) { fmt.Fprintf(&b, "%-22s %s\n", name, hex.EncodeToString(v)) }
+	fmt.Fprintf(&b, "id %s\n", id)
+	line("marker key (default)", MarkerKey(DefaultPrefix, id))
+	line("marker key (prefix p/)", MarkerKey([]byte("p/"), id))
+	line("marker value attempt 1", encodeMarker(1))
+	line("marker value attempt 7", encodeMarker(7))
+	line("tombstone", encodeMarker(tombstoneAttempt))
+	line("watermark key", WatermarkKey([]byte("p/")))
+	line("watermark value", EncodeWatermark(0x0102030405060708))
+	r := MarkerRange([]byte("p/"), 3, 0x0102030405060708)
+	line("shard 3 range begin", r.Begin)
+	line("shard 3 range end", r.End)
+
+	path := filepath.Join("testdata", "marker.golden")
+	if *update {
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(b.Bytes(), want) {
+		t.Fatalf("marker encoding changed; if deliberate, rerun with -update and review.\ngot:\n%s\nwant:\n%s", b.Bytes(), want)
+	}
+
+	// The encodings round-trip.
+	got, err := ParseMarkerKey([]byte("p/"), MarkerKey([]byte("p/"), id))
+	if err != nil || got != id {
+		t.Fatalf("ParseMarkerKey = %v, %v; want %v", got, err, id)
+	}
+	if p, err := ParseID(id.String()); err != nil || p != id {
+		t.Fatalf("ParseID(String) = %v, %v; want %v", p, err, id)
+	}
+	if a, err := decodeMarker(encodeMarker(7)); err != nil || a != 7 {
+		t.Fatalf("decodeMarker = %d, %v", a, err)
+	}
+	if w, err := DecodeWatermark(EncodeWatermark(42)); err != nil || w != 42 {
+		t.Fatalf("DecodeWatermark = %d, %v", w, err)
+	}
+	// Markers of one shard sort by version, and every marker sorts before
+	// the watermark key.
+	older, newer := id, id
+	newer.Version++
+	newer.Rand = uuid.UUID{}
+	if bytes.Compare(MarkerKey(DefaultPrefix, older), MarkerKey(DefaultPrefix, newer)) >= 0 {
+		t.Fatal("an older marker does not sort before a newer one")
+	}
+	last := ID{Shard: MaxShards - 1, Version: -1 >> 1, Rand: uuid.Max}
+	if bytes.Compare(MarkerKey(DefaultPrefix, last), WatermarkKey(DefaultPrefix)) >= 0 {
+		t.Fatal("the watermark key does not sort after every marker")
+	}
+	if !r.Contains(MarkerKey([]byte("p/"), ID{Shard: 3, Version: id.Version - 1})) || r.Contains(MarkerKey([]byte("p/"), id)) {
+		t.Fatal("MarkerRange is not [shard start, version)")
+	}
+}
