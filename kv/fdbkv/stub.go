@@ -21,7 +21,7 @@ func Open(clusterFile string, opts *Options) (*DB, error) {
 }
 
 // CreateTransaction fails with ErrNoFoundationDB.
-func (*DB) CreateTransaction(context.Context) (kv.Transaction, error) {
+func (*DB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
 	return nil, ErrNoFoundationDB
 }
 

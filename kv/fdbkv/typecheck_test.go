@@ -407,3 +407,56 @@ func TestMaxAPIVersionMatchesBindings(t *testing.T) {
 		t.Errorf("bindings' header version is %d, MaxAPIVersion is %d", v, MaxAPIVersion)
 	}
 }
+
+// TestStubMatchesAdapterAPI checks that the names both builds declare —
+// the stub (no tag) and the adapter (-tags fdb) — have the same types, so
+// that code calling Open compiles either way, and that each build declares
+// them exactly once (a redeclaration would be a type error here).
+func TestStubMatchesAdapterAPI(t *testing.T) {
+	imp := importer(t)
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	declare := func(tags []string) *types.Package {
+		t.Helper()
+		ctx := imp.ctx
+		ctx.BuildTags = tags
+		bp, err := ctx.ImportDir(dir, 0)
+		if err != nil {
+			t.Fatalf("go/build with tags %v: %v", tags, err)
+		}
+		pkg, errs := imp.check(thisPackage, dir, append(append([]string{}, bp.GoFiles...), bp.CgoFiles...), nil, false)
+		for _, err := range errs {
+			t.Errorf("tags %v: %v", tags, err)
+		}
+		return pkg
+	}
+	stub, adapter := declare(nil), declare([]string{"fdb"})
+	if stub.Scope().Lookup("Wrap") != nil {
+		t.Error("the untagged build declares Wrap: stub.go's build constraint is wrong")
+	}
+	qual := func(p *types.Package) string { return p.Name() } // package names, not paths: the two builds are distinct packages
+	for _, name := range []string{"Open", "Options", "ErrNoFoundationDB", "MinAPIVersion", "MaxAPIVersion", "DefaultAPIVersion", "ClusterFileEnv"} {
+		s, a := stub.Scope().Lookup(name), adapter.Scope().Lookup(name)
+		if s == nil || a == nil {
+			t.Errorf("%s: declared in stub build %v, in fdb build %v", name, s != nil, a != nil)
+			continue
+		}
+		if st, at := types.TypeString(s.Type(), qual), types.TypeString(a.Type(), qual); st != at {
+			t.Errorf("%s: stub has %s, adapter has %s", name, st, at)
+		}
+	}
+	for _, method := range []string{"CreateTransaction", "Close"} {
+		sig := func(p *types.Package) string {
+			obj, _, _ := types.LookupFieldOrMethod(types.NewPointer(p.Scope().Lookup("DB").Type()), false, p, method)
+			if obj == nil {
+				return "<missing>"
+			}
+			return types.TypeString(obj.Type(), qual)
+		}
+		if s, a := sig(stub), sig(adapter); s != a {
+			t.Errorf("(*DB).%s: stub has %s, adapter has %s", method, s, a)
+		}
+	}
+}
