@@ -23,7 +23,7 @@ type staleDB struct {
 
 	mu struct {
 		sync.Mutex // covers versions
-		versions []int64
+		versions   []int64
 	}
 }
 
