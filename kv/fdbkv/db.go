@@ -110,7 +110,7 @@ func (d *DB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
 	if err != nil {
 		return nil, fromFDB(err, txnState{})
 	}
-	t := &transaction{db: d, tr: ftr, ctx: ctx, retryLimit: -1, maxRetryDelay: kv.DefaultMaxRetryDelay}
+	t := &transaction{db: d, tr: ftr, ctx: ctx}
 	if err := t.begin(time.Now()); err != nil {
 		t.disarm()
 		return nil, err

@@ -176,10 +176,10 @@ func TestOptionParams(t *testing.T) {
 }
 
 // TestEffectiveTimeoutRandomized checks effectiveTimeout against its
-// definition on random inputs: the result is the smaller of the explicit
-// timeout and the deadline's distance from start, rounded up to a
-// millisecond, never 0 when either is set, and attributed to the context
-// exactly when the deadline is the smaller.
+// definition on random inputs: the timeout ends at the earlier of start +
+// explicit and the deadline, is expressed from FoundationDB's clock,
+// rounded up to a millisecond, is never 0 when either is set, and is
+// attributed to the context exactly when the deadline is the earlier.
 func TestEffectiveTimeoutRandomized(t *testing.T) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x6664626b76))
@@ -191,22 +191,28 @@ func TestEffectiveTimeoutRandomized(t *testing.T) {
 		}
 		hasDeadline := rng.IntN(3) > 0
 		deadline := start.Add(time.Duration(rng.Int64N(int64(20*time.Second))) - 5*time.Second)
-		ms, fromCtx := effectiveTimeout(explicit, deadline, hasDeadline, start)
+		clock := start
+		if rng.IntN(2) == 0 {
+			clock = start.Add(time.Duration(rng.Int64N(int64(3 * time.Second))))
+		}
+		ms, fromCtx := effectiveTimeout(explicit, deadline, hasDeadline, start, clock)
 
+		// The model: durations from start, then shifted to the clock.
 		want, wantCtx := explicit, false
 		if hasDeadline {
-			left := max(deadline.Sub(start), time.Nanosecond)
+			left := deadline.Sub(start)
 			if explicit == 0 || left < explicit {
 				want, wantCtx = left, true
 			}
 		}
 		wantMS := int64(0)
-		if want > 0 {
-			wantMS = int64((want + time.Millisecond - 1) / time.Millisecond)
+		if explicit > 0 || hasDeadline {
+			fromClock := max(want-clock.Sub(start), time.Nanosecond)
+			wantMS = int64((fromClock + time.Millisecond - 1) / time.Millisecond)
 		}
 		if ms != wantMS || fromCtx != wantCtx {
-			t.Fatalf("effectiveTimeout(%v, deadline %v from start, %v) = %d, %v; want %d, %v",
-				explicit, deadline.Sub(start), hasDeadline, ms, fromCtx, wantMS, wantCtx)
+			t.Fatalf("effectiveTimeout(%v, deadline %v from start, %v, clock %v after start) = %d, %v; want %d, %v",
+				explicit, deadline.Sub(start), hasDeadline, clock.Sub(start), ms, fromCtx, wantMS, wantCtx)
 		}
 		if (explicit > 0 || hasDeadline) && ms == 0 {
 			t.Fatalf("a set timeout became 0 (disabled): explicit %v, deadline %v", explicit, hasDeadline)

@@ -98,27 +98,31 @@ func sizeLimitParam(n int) (int64, error) {
 	return int64(n), nil
 }
 
-// effectiveTimeout combines an explicit timeout (0: none) with a context
-// deadline into the one timeout FoundationDB is given, measured from start
-// (the transaction's creation or last reset, which is where FoundationDB
-// starts its clock). It returns the milliseconds to set (0: no timeout) and
+// effectiveTimeout combines an explicit timeout (0: none), measured from
+// start (the transaction's creation or last Reset, as kv defines it), with
+// a context deadline into the one timeout FoundationDB is given, which
+// FoundationDB measures from clock (its own creation time for the
+// transaction; later than start after fdbkv resets the transaction itself
+// for cluster_version_changed). It returns the milliseconds to set (0: no
+// timeout), rounded up so that a timeout never becomes 0 (disabled), and
 // whether the deadline is the binding constraint, so that a 1031 it causes
 // can carry context.DeadlineExceeded as its cause.
-func effectiveTimeout(explicit time.Duration, deadline time.Time, hasDeadline bool, start time.Time) (ms int64, fromCtx bool) {
-	best := explicit
-	if hasDeadline {
-		left := deadline.Sub(start)
-		if left <= 0 {
-			left = time.Nanosecond // fire at once: rounds up to 1 ms
-		}
-		if best == 0 || left < best {
-			best, fromCtx = left, true
-		}
+func effectiveTimeout(explicit time.Duration, deadline time.Time, hasDeadline bool, start, clock time.Time) (ms int64, fromCtx bool) {
+	var end time.Time
+	if explicit > 0 {
+		end = start.Add(explicit)
 	}
-	if best == 0 {
+	if hasDeadline && (end.IsZero() || deadline.Before(end)) {
+		end, fromCtx = deadline, true
+	}
+	if end.IsZero() {
 		return 0, false
 	}
-	ms = int64((best + time.Millisecond - 1) / time.Millisecond)
+	left := end.Sub(clock)
+	if left <= 0 {
+		left = time.Nanosecond // fire at once: rounds up to 1 ms
+	}
+	ms = int64((left + time.Millisecond - 1) / time.Millisecond)
 	return min(ms, maxOptionInt), fromCtx
 }
 

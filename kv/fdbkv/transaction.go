@@ -21,24 +21,22 @@ type transaction struct {
 	tr  fdb.Transaction
 	ctx context.Context
 
-	// start is when FoundationDB's timeout clock started: creation or the
-	// last Reset.
-	start time.Time
+	// start is the transaction's creation or last Reset, from which an
+	// explicit timeout runs. clock is when FoundationDB's own timeout clock
+	// started: the same, except after OnError reset the transaction itself
+	// for cluster_version_changed.
+	start, clock time.Time
 	// timeoutFromCtx reports that the timeout given to FoundationDB is the
 	// context's deadline, not an explicit SetTimeout.
 	timeoutFromCtx bool
 
-	// Options set through Options(), re-applied after OnError (kv's
-	// contract: they persist across OnError) and forgotten on Reset.
-	timeout       time.Duration // 0: none
-	retryLimit    int           // -1: no limit
-	maxRetryDelay time.Duration
-	sizeLimit     int // 0: FoundationDB's default
-	accessSystem  bool
-	readSystem    bool
-	retries       int        // OnError retries since creation or Reset
-	backoff       kv.Backoff // for the retries OnError does itself (1039)
-	pendingErr    error      // an invalid write, reported by reads and Commit until Reset
+	// opts are the options set through Options(), re-applied after
+	// OnError (kv's contract: they persist across OnError) and forgotten
+	// on Reset.
+	opts       txnOptions
+	retries    int        // OnError retries since creation or Reset
+	backoff    kv.Backoff // for the retries OnError does itself (1039)
+	pendingErr error      // an invalid write, reported by reads and Commit until Reset
 
 	mu struct {
 		sync.Mutex
@@ -47,6 +45,22 @@ type transaction struct {
 		// from another goroutine.
 		stop func() bool
 	}
+}
+
+// txnOptions records the options set on a transaction. Only options the
+// caller set are ever passed to FoundationDB, so that the database's own
+// defaults (fdb.DatabaseOptions.SetTransactionTimeout and friends) stay in
+// force otherwise.
+type txnOptions struct {
+	timeout          time.Duration // 0: none
+	timeoutSet       bool          // a timeout, possibly 0, was given to FoundationDB
+	retryLimit       int
+	retryLimitSet    bool
+	maxRetryDelay    time.Duration
+	maxRetryDelaySet bool
+	sizeLimit        int // 0: not set
+	accessSystem     bool
+	readSystem       bool
 }
 
 var (
@@ -59,7 +73,7 @@ var (
 // as the timeout and registers the watcher that cancels the transaction
 // when the context is done.
 func (t *transaction) begin(now time.Time) error {
-	t.start = now
+	t.start, t.clock = now, now
 	t.arm()
 	if t.ctx.Err() != nil {
 		// The watcher would cancel from its own goroutine; do it now so
@@ -94,8 +108,12 @@ func (t *transaction) disarm() {
 // the context's deadline.
 func (t *transaction) applyTimeout() error {
 	deadline, ok := t.ctx.Deadline()
-	ms, fromCtx := effectiveTimeout(t.timeout, deadline, ok, t.start)
+	ms, fromCtx := effectiveTimeout(t.opts.timeout, deadline, ok, t.start, t.clock)
 	t.timeoutFromCtx = fromCtx
+	if ms == 0 && !t.opts.timeoutSet {
+		return nil // leave the database's default timeout alone
+	}
+	t.opts.timeoutSet = true
 	return t.err(t.tr.Options().SetTimeout(ms))
 }
 
@@ -342,14 +360,18 @@ func (t *transaction) OnError(err error) error {
 	if t.ctx.Err() != nil {
 		return err // nothing is retried for a done context
 	}
-	if t.retryLimit >= 0 && t.retries >= t.retryLimit && kv.CodeRetryable(code) {
+	if t.opts.retryLimitSet && t.opts.retryLimit >= 0 && t.retries >= t.opts.retryLimit && kv.CodeRetryable(code) {
 		return err
 	}
 	switch code {
 	case kv.CodeTransactionTimedOut:
 		return err
 	case kv.CodeClusterVersionChanged:
-		d := t.backoff.Next(t.maxRetryDelay, rand.Float64())
+		maxDelay := kv.DefaultMaxRetryDelay
+		if t.opts.maxRetryDelaySet {
+			maxDelay = t.opts.maxRetryDelay
+		}
+		d := t.backoff.Next(maxDelay, rand.Float64())
 		timer := time.NewTimer(d)
 		select {
 		case <-timer.C:
@@ -360,9 +382,12 @@ func (t *transaction) OnError(err error) error {
 		t.tr.Reset()
 		t.pendingErr = nil
 		t.retries++
-		// A Reset restarts FoundationDB's clock and drops every option.
-		if err := t.begin(time.Now()); err != nil {
-			return err
+		// The reset restarts FoundationDB's timeout clock and drops every
+		// option; kv's clock (start) runs on, as it does across the
+		// bindings' OnError.
+		t.clock = time.Now()
+		if t.ctx.Err() != nil {
+			t.tr.Cancel()
 		}
 		return t.reapplyOptions()
 	}
@@ -387,27 +412,29 @@ func (t *transaction) OnError(err error) error {
 // reapplyOptions sets every option set through Options() again, and the
 // context-derived timeout.
 func (t *transaction) reapplyOptions() error {
-	o := t.tr.Options()
-	if t.retryLimit >= 0 {
-		if err := o.SetRetryLimit(int64(t.retryLimit)); err != nil {
+	o, p := t.tr.Options(), &t.opts
+	if p.retryLimitSet {
+		if err := o.SetRetryLimit(int64(p.retryLimit)); err != nil {
 			return t.err(err)
 		}
 	}
-	ms, _ := durationMillis("max retry delay", t.maxRetryDelay)
-	if err := o.SetMaxRetryDelay(ms); err != nil {
-		return t.err(err)
-	}
-	if t.sizeLimit != 0 {
-		if err := o.SetSizeLimit(int64(t.sizeLimit)); err != nil {
+	if p.maxRetryDelaySet {
+		ms, _ := durationMillis("max retry delay", p.maxRetryDelay) // validated when set
+		if err := o.SetMaxRetryDelay(ms); err != nil {
 			return t.err(err)
 		}
 	}
-	if t.accessSystem {
+	if p.sizeLimit != 0 {
+		if err := o.SetSizeLimit(int64(p.sizeLimit)); err != nil {
+			return t.err(err)
+		}
+	}
+	if p.accessSystem {
 		if err := o.SetAccessSystemKeys(); err != nil {
 			return t.err(err)
 		}
 	}
-	if t.readSystem {
+	if p.readSystem {
 		if err := o.SetReadSystemKeys(); err != nil {
 			return t.err(err)
 		}
@@ -424,8 +451,7 @@ func (t *transaction) Reset() {
 		return
 	}
 	t.tr.Reset()
-	t.timeout, t.retryLimit, t.maxRetryDelay, t.sizeLimit = 0, -1, kv.DefaultMaxRetryDelay, 0
-	t.accessSystem, t.readSystem = false, false
+	t.opts = txnOptions{}
 	t.retries, t.pendingErr = 0, nil
 	t.backoff.Reset()
 	// The only failure is setting the timeout, which was valid before.
@@ -483,10 +509,10 @@ func (o options) SetTimeout(d time.Duration) error {
 	if _, err := durationMillis("timeout", d); err != nil {
 		return err
 	}
-	old := o.t.timeout
-	o.t.timeout = d
+	old := o.t.opts
+	o.t.opts.timeout, o.t.opts.timeoutSet = d, true
 	if err := o.t.applyTimeout(); err != nil {
-		o.t.timeout = old
+		o.t.opts = old
 		return err
 	}
 	return nil
@@ -500,7 +526,7 @@ func (o options) SetRetryLimit(n int) error {
 	if err := o.t.tr.Options().SetRetryLimit(p); err != nil {
 		return o.t.err(err)
 	}
-	o.t.retryLimit = n
+	o.t.opts.retryLimit, o.t.opts.retryLimitSet = n, true
 	return nil
 }
 
@@ -512,7 +538,7 @@ func (o options) SetMaxRetryDelay(d time.Duration) error {
 	if err := o.t.tr.Options().SetMaxRetryDelay(ms); err != nil {
 		return o.t.err(err)
 	}
-	o.t.maxRetryDelay = d
+	o.t.opts.maxRetryDelay, o.t.opts.maxRetryDelaySet = d, true
 	return nil
 }
 
@@ -524,7 +550,7 @@ func (o options) SetSizeLimit(n int) error {
 	if err := o.t.tr.Options().SetSizeLimit(p); err != nil {
 		return o.t.err(err)
 	}
-	o.t.sizeLimit = n
+	o.t.opts.sizeLimit = n
 	return nil
 }
 
@@ -532,7 +558,7 @@ func (o options) SetAccessSystemKeys() error {
 	if err := o.t.tr.Options().SetAccessSystemKeys(); err != nil {
 		return o.t.err(err)
 	}
-	o.t.accessSystem = true
+	o.t.opts.accessSystem = true
 	return nil
 }
 
@@ -540,7 +566,7 @@ func (o options) SetReadSystemKeys() error {
 	if err := o.t.tr.Options().SetReadSystemKeys(); err != nil {
 		return o.t.err(err)
 	}
-	o.t.readSystem = true
+	o.t.opts.readSystem = true
 	return nil
 }
 

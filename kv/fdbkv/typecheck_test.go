@@ -285,7 +285,7 @@ func TestTypecheckCatchesBrokenCalls(t *testing.T) {
 		{"wrong arguments", "transaction.go", "f := rd.Get(fdb.Key(key))", "f := t.tr.Get(42, 1)", "transaction.go"},
 		{"missing method", "transaction.go", "t.tr.SetReadVersion(v)", "t.tr.SetReadVersionAt(v)", "SetReadVersionAt"},
 		{"wrong return type", "transaction.go", "kvs, err := rr.GetSliceWithError()", "kvs, err := rr.Iterator()", "transaction.go"},
-		{"wrong option type", "transaction.go", "o.SetRetryLimit(int64(t.retryLimit))", "o.SetRetryLimit(t.retryLimit)", "transaction.go"},
+		{"wrong option type", "transaction.go", "o.SetRetryLimit(int64(p.retryLimit))", "o.SetRetryLimit(p.retryLimit)", "transaction.go"},
 		{"new file returning a future as bytes", "broken_fdb.go", "",
 			"//go:build fdb\n\npackage fdbkv\n\nimport \"github.com/apple/foundationdb/bindings/go/src/fdb\"\n\nfunc brokenGet(tr fdb.Transaction) []byte { return tr.Get(fdb.Key(\"k\")) }\n",
 			"broken_fdb.go"},
