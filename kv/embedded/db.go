@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -37,6 +39,10 @@ var (
 // ErrNotEmbeddedDir is returned (wrapped) by Open for a directory that holds
 // something other than an idemkv embedded database.
 var ErrNotEmbeddedDir = errors.New("embedded: directory is not an idemkv embedded database")
+
+// ErrLocked is returned (wrapped) by Open when the directory's database is
+// already open, in this process or another: Pebble's LOCK file is held.
+var ErrLocked = errors.New("embedded: database is already open (its LOCK file is held); close the other DB first")
 
 // DB is an embedded database with FoundationDB's transaction semantics. It
 // is safe for concurrent use.
@@ -149,7 +155,7 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 	pdb, err := pebble.Open(dir, po)
 	if err != nil {
 		if isLockErr(err) {
-			return nil, fmt.Errorf("database is already open (by this or another process): %w", err)
+			return nil, fmt.Errorf("%w (%v)", ErrLocked, err)
 		}
 		return nil, err
 	}
@@ -223,8 +229,12 @@ func encodeVersion(v int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(v))
 }
 
+// isLockErr reports whether Pebble failed to take its LOCK file: held by
+// another process (fcntl's EAGAIN or EACCES) or by this one (Pebble's own
+// registry, which says so only in its message).
 func isLockErr(err error) bool {
-	return bytes.Contains([]byte(err.Error()), []byte("lock"))
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
 }
 
 // CreateTransaction starts a transaction bound to ctx (see kv.Database).

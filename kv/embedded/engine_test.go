@@ -1,0 +1,526 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "replay one seed of the randomized tests (0: a random seed)")
+
+// testSeed returns the seed for a randomized test and arranges for it to be
+// printed, with a replay command, if the test fails.
+func testSeed(t *testing.T) uint64 {
+	s := *seedFlag
+	if s == 0 {
+		s = rand.Uint64()
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d; replay: go test ./kv/embedded/ -run '^%s$' -count=1 -seed=%d", s, t.Name(), s)
+		}
+	})
+	return s
+}
+
+// stepClock is a clock tests move by hand.
+type stepClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newStepClock() *stepClock { return &stepClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *stepClock) Step(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func commitSet(t *testing.T, db *DB, key, value string) int64 {
+	t.Helper()
+	tr := newTr(t, db)
+	tr.Set([]byte(key), []byte(value))
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatalf("commit %s=%s: %v", key, value, err)
+	}
+	v, _ := tr.GetCommittedVersion()
+	return v
+}
+
+func wantCode(t *testing.T, what string, err error, c kv.Code) {
+	t.Helper()
+	if got, ok := kv.ErrorCode(err); !ok || got != c {
+		t.Fatalf("%s: got %v, want %s (%d)", what, err, c, int(c))
+	}
+}
+
+func TestVersionsFollowClockAndStayMonotone(t *testing.T) {
+	clk := newStepClock()
+	db := openMem(t, &Options{Clock: clk.Now})
+	rv := func() int64 { return newTr(t, db).GetReadVersion().MustGet() }
+	v0 := rv()
+	clk.Step(time.Second)
+	v1 := rv()
+	if v1-v0 != kv.VersionsPerSecond {
+		t.Fatalf("idle GRV advanced %d in one second, want %d", v1-v0, kv.VersionsPerSecond)
+	}
+	clk.Step(-10 * time.Second) // a clock going backwards must not move versions back
+	if v2 := rv(); v2 < v1 {
+		t.Fatalf("GRV went back from %d to %d", v1, v2)
+	}
+	// With the clock frozen, a commit still gets a version above every read
+	// version handed out, and the next GRV sees it.
+	before := rv()
+	cv := commitSet(t, db, "k", "v")
+	if cv <= before {
+		t.Fatalf("commit version %d not above read version %d", cv, before)
+	}
+	if after := rv(); after < cv {
+		t.Fatalf("GRV %d after commit at %d", after, cv)
+	}
+}
+
+func TestReopenContinuesAboveLastVersion(t *testing.T) {
+	dir := t.TempDir()
+	clk := newStepClock()
+	db, err := Open(dir, &Options{Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Step(time.Hour) // far ahead of the next open's clock
+	tr := newTr(t, db)
+	tr.Set([]byte("k"), []byte("v"))
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	cv, _ := tr.GetCommittedVersion()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, &Options{Clock: newStepClock().Now}) // clock back at the start
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tr = newTr(t, db)
+	if rv := tr.GetReadVersion().MustGet(); rv < cv {
+		t.Fatalf("read version %d after reopen is below the last commit %d", rv, cv)
+	}
+	if v := tr.Get([]byte("k")).MustGet(); string(v) != "v" {
+		t.Fatalf("after reopen got %q", v)
+	}
+}
+
+func TestConflictWindow(t *testing.T) {
+	r := func(b, e string) kv.Range { return kv.Range{Begin: []byte(b), End: []byte(e)} }
+	var w conflictWindow
+	w.add(10, []kv.Range{r("b", "c")})
+	w.add(20, []kv.Range{r("m", "p")})
+	cases := []struct {
+		rv    int64
+		reads []kv.Range
+		want  bool
+	}{
+		{5, []kv.Range{r("a", "b")}, false},  // touches b's begin, half-open: no
+		{5, []kv.Range{r("a", "b\x00")}, true}, // overlaps b
+		{10, []kv.Range{r("b", "c")}, false},   // written at 10, read at 10: no
+		{15, []kv.Range{r("o", "z")}, true},
+		{20, []kv.Range{r("o", "z")}, false},
+		{5, []kv.Range{r("c", "m")}, false},
+	}
+	for _, c := range cases {
+		if got := w.conflicts(c.rv, c.reads); got != c.want {
+			t.Errorf("conflicts(%d, %v) = %v, want %v", c.rv, c.reads, got, c.want)
+		}
+	}
+	w.prune(15)
+	if w.conflicts(5, []kv.Range{r("b", "c")}) {
+		t.Error("pruned entry still conflicts")
+	}
+	w.dropFrom(20)
+	if len(w.entries) != 0 {
+		t.Errorf("dropFrom left %d entries", len(w.entries))
+	}
+}
+
+func TestConflictWithinOneBatch(t *testing.T) {
+	// Two transactions read k at the same version and both write it; if the
+	// committer puts them in one batch, the second must still fail.
+	db := openMem(t, nil)
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	trs := make([]kv.Transaction, n)
+	for i := range trs {
+		trs[i] = newTr(t, db)
+		trs[i].Get([]byte("k")).MustGet()
+		trs[i].Set([]byte("k"), []byte{byte(i)})
+	}
+	for i := range trs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = trs[i].Commit().Err() }()
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+		} else if !errors.Is(err, kv.ErrNotCommitted) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d conflicting transactions committed, want exactly 1", ok, n)
+	}
+}
+
+func TestGroupCommitBatches(t *testing.T) {
+	// Concurrent blind writers on a durable DB: while the committer syncs one
+	// group the others queue, so batches must be fewer than commits.
+	db, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const workers, each = 16, 20
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				tr, _ := db.CreateTransaction(context.Background())
+				tr.Set([]byte{byte(w), byte(i)}, []byte("v"))
+				if err := tr.Commit().Err(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	batches, commits := db.stats.batches.Load(), db.stats.commits.Load()
+	t.Logf("%d commits in %d batches", commits, batches)
+	if commits != workers*each {
+		t.Fatalf("%d commits counted, want %d", commits, workers*each)
+	}
+	if batches >= commits {
+		t.Fatalf("no batching: %d batches for %d commits", batches, commits)
+	}
+}
+
+func TestSnapshotReleaseIsTooOld(t *testing.T) {
+	clk := newStepClock()
+	db := openMem(t, &Options{Clock: clk.Now})
+	commitSet(t, db, "k", "1")
+	old := newTr(t, db)
+	if v := old.Get([]byte("k")).MustGet(); string(v) != "1" {
+		t.Fatalf("got %q", v)
+	}
+	oldRV := old.GetReadVersion().MustGet()
+	commitSet(t, db, "k", "2")
+	// A recent version can be read again, at the state it had.
+	again := newTr(t, db)
+	again.SetReadVersion(oldRV)
+	if v := again.Get([]byte("k")).MustGet(); string(v) != "1" {
+		t.Fatalf("SetReadVersion(%d): got %q, want the old value", oldRV, v)
+	}
+	clk.Step(6 * time.Second)
+	commitSet(t, db, "k", "3") // this commit releases the aged-out snapshots
+	db.mu.Lock()
+	oldest := db.mu.snaps[0].version
+	db.mu.Unlock()
+	if oldest <= oldRV {
+		t.Fatalf("snapshot at %d still retained after five seconds", oldest)
+	}
+	_, err := old.Get([]byte("other")).Get()
+	wantCode(t, "read on an aged-out read version", err, kv.CodeTransactionTooOld)
+	old.Set([]byte("k"), []byte("x"))
+	wantCode(t, "commit of an aged-out transaction", old.Commit().Err(), kv.CodeTransactionTooOld)
+
+	// A snapshot released while a transaction holds it (Close does that)
+	// fails the read rather than touching a closed Pebble snapshot.
+	s := &snapshot{version: 1, ps: db.pdb.NewSnapshot()}
+	s.release()
+	_, _, err = s.get([]byte("k"))
+	wantCode(t, "read of a released snapshot", err, kv.CodeTransactionTooOld)
+}
+
+func TestFutureVersion(t *testing.T) {
+	clk := newStepClock()
+	db := openMem(t, &Options{Clock: clk.Now})
+	tr := newTr(t, db)
+	rv := tr.GetReadVersion().MustGet()
+	tr2 := newTr(t, db)
+	tr2.SetReadVersion(rv + kv.VersionsPerSecond)
+	_, err := tr2.Get([]byte("k")).Get()
+	wantCode(t, "read at a future version", err, kv.CodeFutureVersion)
+}
+
+func TestDeferredWriteErrors(t *testing.T) {
+	db := openMem(t, nil)
+	big := bytes.Repeat([]byte("x"), kv.MaxKeySize+1)
+	cases := []struct {
+		name  string
+		write func(kv.Transaction)
+		code  kv.Code
+	}{
+		{"key too large", func(tr kv.Transaction) { tr.Set(big, []byte("v")) }, kv.CodeKeyTooLarge},
+		{"value too large", func(tr kv.Transaction) { tr.Set([]byte("k"), make([]byte, kv.MaxValueSize+1)) }, kv.CodeValueTooLarge},
+		{"system key", func(tr kv.Transaction) { tr.Set([]byte("\xffsys"), []byte("v")) }, kv.CodeKeyOutsideLegalRange},
+		{"inverted clear", func(tr kv.Transaction) { tr.ClearRange(kv.Range{Begin: []byte("b"), End: []byte("a")}) }, kv.CodeInvertedRange},
+		{"atomic value too large", func(tr kv.Transaction) { tr.Atomic(kv.Add, []byte("k"), make([]byte, kv.MaxValueSize+1)) }, kv.CodeValueTooLarge},
+		{"bad versionstamp offset", func(tr kv.Transaction) { tr.Atomic(kv.SetVersionstampedKey, []byte("k\x00\x00\x00\x00"), []byte("v")) }, kv.CodeClientInvalidOperation},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tr := newTr(t, db)
+			tr.Set([]byte("good"), []byte("1"))
+			c.write(tr)
+			tr.Set([]byte("after"), []byte("1")) // ignored once an error is deferred
+			_, err := tr.Get([]byte("good")).Get()
+			wantCode(t, "read after the bad write", err, c.code)
+			wantCode(t, "commit", tr.Commit().Err(), c.code)
+			check := newTr(t, db)
+			for _, k := range []string{"good", "after", "k"} {
+				if v := check.Get([]byte(k)).MustGet(); v != nil {
+					t.Fatalf("%s written (%q) by a failed transaction", k, v)
+				}
+			}
+		})
+	}
+	// Reading a key longer than the limit is not an error: no such key exists.
+	tr := newTr(t, db)
+	if v, err := tr.Get(big).Get(); v != nil || err != nil {
+		t.Fatalf("Get(oversized key) = %q, %v; want absent, nil", v, err)
+	}
+}
+
+func TestSizeLimit(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	if err := tr.Options().SetSizeLimit(1000); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "SetSizeLimit(10)", tr.Options().SetSizeLimit(10), kv.CodeInvalidOptionValue)
+	for i := range 20 {
+		tr.Set([]byte{byte(i)}, make([]byte, 100))
+	}
+	if sz := tr.GetApproximateSize().MustGet(); sz <= 1000 {
+		t.Fatalf("approximate size %d, want > 1000", sz)
+	}
+	wantCode(t, "commit over the size limit", tr.Commit().Err(), kv.CodeTransactionTooLarge)
+}
+
+func TestCloseAndOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open of an open directory: %v, want ErrLocked", err)
+	}
+	tr := newTr(t, db)
+	tr.Set([]byte("k"), []byte("v"))
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := tr.Commit().Err(); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("commit after Close: %v, want kv.ErrClosed", err)
+	}
+	if _, err := tr.Get([]byte("k")).Get(); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("read after Close: %v, want kv.ErrClosed", err)
+	}
+	if _, err := db.CreateTransaction(context.Background()); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("CreateTransaction after Close: %v", err)
+	}
+
+	foreign := t.TempDir()
+	if err := os.WriteFile(filepath.Join(foreign, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(foreign, nil); !errors.Is(err, ErrNotEmbeddedDir) {
+		t.Fatalf("Open of a foreign directory: %v, want ErrNotEmbeddedDir", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(foreign, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Fatalf("foreign file disturbed: %q, %v", b, err)
+	}
+	if ents, _ := os.ReadDir(foreign); len(ents) != 1 {
+		t.Fatalf("Open left %d entries in a foreign directory", len(ents))
+	}
+	file := filepath.Join(foreign, "notes.txt")
+	if _, err := Open(file, nil); err == nil {
+		t.Fatal("Open of a regular file succeeded")
+	}
+	if _, err := OpenMem(&Options{MaxBatchTransactions: -1}); err == nil {
+		t.Fatal("bad option accepted")
+	}
+}
+
+func TestTimeoutCancelAndContext(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	tr.Cancel()
+	_, err := tr.Get([]byte("k")).Get()
+	wantCode(t, "read after Cancel", err, kv.CodeTransactionCancelled)
+	tr.Reset()
+	if _, err := tr.Get([]byte("k")).Get(); err != nil {
+		t.Fatalf("read after Reset: %v", err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	tr, _ = db.CreateTransaction(ctx)
+	cancel()
+	err = tr.Commit().Err()
+	wantCode(t, "commit after ctx cancel", err, kv.CodeTransactionCancelled)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cause lost: %v", err)
+	}
+
+	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	tr, _ = db.CreateTransaction(ctx)
+	_, err = tr.Get([]byte("k")).Get()
+	wantCode(t, "read past ctx deadline", err, kv.CodeTransactionTimedOut)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("cause lost: %v", err)
+	}
+
+	tr = newTr(t, db)
+	if err := tr.Options().SetTimeout(time.Nanosecond); err != nil {
+		t.Fatal(err)
+	}
+	for tr.Get([]byte("k")).Err() == nil {
+	}
+	err = tr.OnError(kv.NewError(kv.CodeNotCommitted))
+	wantCode(t, "OnError after the timeout", err, kv.CodeTransactionTimedOut)
+}
+
+func TestOnErrorRetryLimitAndPersistence(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	o := tr.Options()
+	if err := o.SetRetryLimit(2); err != nil {
+		t.Fatal(err)
+	}
+	o.SetMaxRetryDelay(time.Millisecond)
+	tr.Set([]byte("k"), []byte("v"))
+	retry := kv.NewError(kv.CodeNotCommitted)
+	for i := range 2 {
+		if err := tr.OnError(retry); err != nil {
+			t.Fatalf("retry %d: %v", i, err)
+		}
+	}
+	if err := tr.OnError(retry); !errors.Is(err, kv.ErrNotCommitted) {
+		t.Fatalf("third retry with limit 2: %v", err)
+	}
+	if err := tr.OnError(kv.NewError(kv.CodeKeyTooLarge)); !errors.Is(err, kv.ErrKeyTooLarge) {
+		t.Fatalf("non-retryable passed through as %v", err)
+	}
+	// OnError discarded the write; Reset drops the retry limit.
+	if v := tr.Get([]byte("k")).MustGet(); v != nil {
+		t.Fatalf("write survived OnError: %q", v)
+	}
+	tr.Reset()
+	if err := tr.OnError(retry); err != nil {
+		t.Fatalf("after Reset the retry limit should be gone: %v", err)
+	}
+}
+
+func TestVersionstamps(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	f := tr.GetVersionstamp()
+	key := append([]byte("log/"), make([]byte, 10)...)
+	key = append(key, 4, 0, 0, 0)
+	tr.Atomic(kv.SetVersionstampedKey, key, []byte("entry"))
+	val := append(make([]byte, 10), 0, 0, 0, 0)
+	tr.Atomic(kv.SetVersionstampedValue, []byte("latest"), val)
+	_, err := tr.Get([]byte("latest")).Get()
+	wantCode(t, "read of a versionstamped value", err, kv.CodeAccessedUnreadable)
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := f.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv, _ := tr.GetCommittedVersion()
+	if vs.Version() != cv {
+		t.Fatalf("versionstamp version %d, committed %d", vs.Version(), cv)
+	}
+	r := newTr(t, db)
+	if v := r.Get([]byte("latest")).MustGet(); !bytes.Equal(v, vs[:]) {
+		t.Fatalf("stamped value %x, want %x", v, vs)
+	}
+	if v := r.Get(append([]byte("log/"), vs[:]...)).MustGet(); string(v) != "entry" {
+		t.Fatalf("stamped key holds %q", v)
+	}
+	ro := newTr(t, db)
+	ro.Get([]byte("x"))
+	rf := ro.GetVersionstamp()
+	if err := ro.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rf.Get(); err == nil {
+		t.Fatal("versionstamp of a read-only transaction resolved without error")
+	}
+}
+
+func TestOneGroupResolvesInArrivalOrder(t *testing.T) {
+	// Drive commitGroup directly with one group, as the committer would:
+	// earlier transactions of the group conflict with later readers, and
+	// batch order numbers only the accepted ones.
+	db := openMem(t, nil)
+	rv := newTr(t, db).GetReadVersion().MustGet()
+	k := kv.SingleKeyRange([]byte("k"))
+	mk := func(reads bool, key string) *commitReq {
+		r := &commitReq{
+			muts:   []mutation{{kind: mutSet, key: []byte(key), value: []byte("v")}},
+			writes: []kv.Range{kv.SingleKeyRange([]byte(key))},
+			done:   make(chan struct{}),
+			rv:     rv,
+		}
+		if reads {
+			r.reads = []kv.Range{k}
+		}
+		return r
+	}
+	group := []*commitReq{mk(true, "k"), mk(true, "k"), mk(false, "k"), mk(true, "other")}
+	db.commitGroup(group)
+	wantErr := []bool{false, true, false, false}
+	wantOrder := []uint16{0, 0, 1, 2}
+	for i, r := range group {
+		<-r.done
+		if (r.err != nil) != wantErr[i] {
+			t.Fatalf("transaction %d: err %v, want error %v", i, r.err, wantErr[i])
+		}
+		if r.err == nil && r.stamp.BatchOrder() != wantOrder[i] {
+			t.Fatalf("transaction %d: batch order %d, want %d", i, r.stamp.BatchOrder(), wantOrder[i])
+		}
+	}
+	wantCode(t, "second reader of k", group[1].err, kv.CodeNotCommitted)
+	if b := db.stats.batches.Load(); b != 1 {
+		t.Fatalf("%d batches, want 1", b)
+	}
+}
