@@ -137,7 +137,7 @@ func TestConflictWindow(t *testing.T) {
 		reads []kv.Range
 		want  bool
 	}{
-		{5, []kv.Range{r("a", "b")}, false},  // touches b's begin, half-open: no
+		{5, []kv.Range{r("a", "b")}, false},    // touches b's begin, half-open: no
 		{5, []kv.Range{r("a", "b\x00")}, true}, // overlaps b
 		{10, []kv.Range{r("b", "c")}, false},   // written at 10, read at 10: no
 		{15, []kv.Range{r("o", "z")}, true},
@@ -493,7 +493,6 @@ func TestOneGroupResolvesInArrivalOrder(t *testing.T) {
 	// batch order numbers only the accepted ones.
 	db := openMem(t, nil)
 	rv := newTr(t, db).GetReadVersion().MustGet()
-	k := kv.SingleKeyRange([]byte("k"))
 	mk := func(reads bool, key string) *commitReq {
 		r := &commitReq{
 			muts:   []mutation{{kind: mutSet, key: []byte(key), value: []byte("v")}},
@@ -502,7 +501,7 @@ func TestOneGroupResolvesInArrivalOrder(t *testing.T) {
 			rv:     rv,
 		}
 		if reads {
-			r.reads = []kv.Range{k}
+			r.reads = []kv.Range{kv.SingleKeyRange([]byte(key))}
 		}
 		return r
 	}
