@@ -103,4 +103,7 @@
 // middle of an operation; afterwards they fail with kv.ErrClosed. DBs from
 // Open for the same cluster file share one client connection, closed with
 // the last of them; a DB from Wrap never closes the fdb.Database it wraps.
+// The bindings keep their per-cluster-file cache in an unguarded map, so
+// code that also calls fdb.OpenDatabase directly must not do so
+// concurrently with Open or Close.
 package fdbkv

@@ -13,8 +13,7 @@ var ErrNoFoundationDB = errors.New("idemkv was built without FoundationDB suppor
 
 // Client error codes outside kv's list that this package produces.
 const (
-	codeAPIVersionAlreadySet   kv.Code = 2201 // api_version_already_set
-	codeAPIVersionNotSupported kv.Code = 2203 // api_version_not_supported
+	codeAPIVersionAlreadySet kv.Code = 2201 // api_version_already_set
 )
 
 // extraCodeNames is FoundationDB's name (flow/error_definitions.h) for

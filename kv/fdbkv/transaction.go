@@ -174,6 +174,9 @@ type reader interface {
 	GetReadVersion() fdb.FutureInt64
 }
 
+// get issues the read at once and waits in the future. The bindings
+// return nil for an absent key and, through C.GoBytes, a non-nil empty
+// slice for a present empty value, which is kv's contract as is.
 func (t *transaction) get(rd reader, key []byte) *kv.Future[[]byte] {
 	if err := t.unusable(); err != nil {
 		return kv.Failed[[]byte](err)
