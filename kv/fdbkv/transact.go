@@ -4,6 +4,7 @@ package fdbkv
 
 import (
 	"context"
+	"errors"
 
 	"github.com/apple/foundationdb/bindings/go/src/fdb"
 
@@ -28,7 +29,15 @@ func Transact[T any](ctx context.Context, db fdb.Database, fn func(fdb.Transacti
 		return txn.Transact[T](ctx, Wrap(db), nil, opts) // txn's own nil-function error
 	}
 	return txn.Transact(ctx, Wrap(db), func(tr kv.Transaction) (T, error) {
-		ftr, _ := Unwrap(tr)
+		ftr, ok := Unwrap(tr)
+		if !ok {
+			// Cannot happen while txn passes the transaction it was given
+			// (or a wrapper with Unwrap); an error beats a nil dereference.
+			var zero T
+			return zero, errUnwrap
+		}
 		return fn(ftr)
 	}, opts)
 }
+
+var errUnwrap = errors.New("fdbkv: Transact: the transaction txn passed is not an fdbkv transaction")
