@@ -188,4 +188,3 @@ func opener(c config) (open func(name string) (kv.Database, error), where string
 	}
 	return open, "durable in " + dir, cleanup, nil
 }
-
