@@ -86,6 +86,20 @@ func limitCases() []testCase {
 			wantCode(e.t, "SetSizeLimit(DefaultSizeLimit+1)", tr.Options().SetSizeLimit(kv.DefaultSizeLimit+1), kv.ErrInvalidOptionValue)
 			wantNoErr(e.t, "SetSizeLimit(32)", tr.Options().SetSizeLimit(32))
 		}},
+		{"Limits/InvertedClearRangeRefused", func(e *env) {
+			// fdb_transaction_clear_range with begin > end records
+			// inverted_range (2005) as the transaction's deferred error.
+			e.write("a", "1", "c", "3")
+			tr := e.tx()
+			tr.ClearRange(e.rng("c", "a"))
+			wantCode(e.t, "Commit after an inverted ClearRange", tr.Commit().Err(), kv.ErrInvertedRange)
+			wantStrings(e.t, "keys after the refused commit", e.dump(), "a=1", "c=3")
+		}},
+		{"Limits/InvertedConflictRangeRefused", func(e *env) {
+			tr := e.tx()
+			wantCode(e.t, "AddReadConflictRange[c,a)", tr.AddReadConflictRange(e.rng("c", "a")), kv.ErrInvertedRange)
+			wantCode(e.t, "AddWriteConflictRange[c,a)", tr.AddWriteConflictRange(e.rng("c", "a")), kv.ErrInvertedRange)
+		}},
 		{"SystemKeys/WriteRefusedWithoutOption", func(e *env) {
 			tr := e.tx()
 			tr.Set(append([]byte{kv.SystemPrefix}, e.k("sys")...), []byte("v"))

@@ -79,6 +79,21 @@ func versionCases() []testCase {
 			// The keys sort as the commits did.
 			wantStrings(e.t, "values in key order", values(e, e.all()), "first", "second")
 		}},
+		{"Versionstamp/SameStampWithinTransaction", func(e *env) {
+			// All versionstamped operations of one commit get its one stamp.
+			tr := e.tx()
+			for _, name := range []string{"x/", "y/"} {
+				head := e.k(name)
+				tr.Atomic(kv.SetVersionstampedKey, withOffset(append(head, make([]byte, 10)...), len(head)), nil)
+			}
+			tr.Atomic(kv.SetVersionstampedValue, e.k("v"), withOffset(make([]byte, 10), 0))
+			vsf := tr.GetVersionstamp()
+			e.commit(tr)
+			vs, err := vsf.Get()
+			wantNoErr(e.t, "GetVersionstamp", err)
+			want := []string{"v=" + string(vs[:]), "x/" + string(vs[:]) + "=", "y/" + string(vs[:]) + "="}
+			wantStrings(e.t, "keys after commit", e.dump(), want...)
+		}},
 		{"Versionstamp/UnreadableBeforeCommit", func(e *env) {
 			// The value is not known until commit: FoundationDB's RYW refuses
 			// to read it with accessed_unreadable (1036).
@@ -135,6 +150,24 @@ func versionCases() []testCase {
 			past.SetReadVersion(oldRV)
 			wantValue(e.t, "Get(k) at the older version", e.get(past, "k"), []byte("old"))
 			wantStrings(e.t, "GetRange at the older version", e.scan(past, e.all(), kv.RangeOptions{}), "k=old")
+		}},
+		{"Versions/ReadsRepeatableWithinTransaction", func(e *env) {
+			// Every read of a transaction is at its one read version: a
+			// commit landing between two reads is invisible to both.
+			e.write("k", "1")
+			tr := e.tx()
+			rv1, err := tr.GetReadVersion().Get()
+			wantNoErr(e.t, "GetReadVersion", err)
+			wantValue(e.t, "first Get(k)", e.get(tr, "k"), []byte("1"))
+			e.write("k", "2", "new", "x")
+			wantValue(e.t, "second Get(k)", e.get(tr, "k"), []byte("1"))
+			wantValue(e.t, "snapshot Get(k)", e.get(tr.Snapshot(), "k"), []byte("1"))
+			wantStrings(e.t, "GetRange", e.scan(tr, e.all(), kv.RangeOptions{}), "k=1")
+			rv2, err := tr.GetReadVersion().Get()
+			wantNoErr(e.t, "GetReadVersion", err)
+			if rv1 != rv2 {
+				e.t.Fatalf("read version changed within a transaction: %d then %d", rv1, rv2)
+			}
 		}},
 		{"Versions/ReadOnlyCommitVersionIsMinusOne", func(e *env) {
 			e.write("k", "v")
