@@ -1,0 +1,186 @@
+package embedded
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"testing"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+// model is the oracle for read-your-writes: a plain map that every write
+// updates eagerly.
+type model map[string][]byte
+
+func (m model) apply(op kv.MutationType, key string, param []byte) {
+	old, ok := m[key]
+	v, present := kv.ApplyAtomic(op, old, ok, param)
+	if present {
+		m[key] = v
+	} else {
+		delete(m, key)
+	}
+}
+
+func (m model) rangeRead(r kv.Range, o kv.RangeOptions) []kv.KeyValue {
+	var keys []string
+	for k := range m {
+		if r.Contains([]byte(k)) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if o.Reverse {
+		for i, j := 0, len(keys)-1; i < j; i, j = i+1, j-1 {
+			keys[i], keys[j] = keys[j], keys[i]
+		}
+	}
+	if o.Limit > 0 && len(keys) > o.Limit {
+		keys = keys[:o.Limit]
+	}
+	out := make([]kv.KeyValue, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, kv.KeyValue{Key: []byte(k), Value: m[k]})
+	}
+	return out
+}
+
+var atomicOps = []kv.MutationType{kv.Add, kv.BitAnd, kv.BitOr, kv.BitXor, kv.AppendIfFits, kv.Max, kv.Min, kv.ByteMin, kv.ByteMax, kv.CompareAndClear}
+
+func TestReadYourWritesAgainstModel(t *testing.T) {
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 0x5157))
+	db := openMem(t, nil)
+	key := func() string { return string([]byte{'a' + byte(rng.IntN(12))}) }
+	val := func() []byte {
+		b := make([]byte, rng.IntN(3))
+		for i := range b {
+			b[i] = byte(rng.IntN(4))
+		}
+		return b
+	}
+	rangeOf := func() kv.Range {
+		a, b := key(), key()
+		if a > b {
+			a, b = b, a
+		}
+		return kv.Range{Begin: []byte(a), End: []byte(b + "\x00")}
+	}
+	for round := range 60 {
+		// The committed state: what the last round left.
+		m := model{}
+		kvs := newTr(t, db).GetRange(kv.Range{Begin: nil, End: []byte{0xff}}, kv.RangeOptions{}).MustGet()
+		for _, p := range kvs {
+			m[string(p.Key)] = p.Value
+		}
+		tr := newTr(t, db)
+		for step := range 40 {
+			where := fmt.Sprintf("round %d step %d", round, step)
+			switch rng.IntN(9) {
+			case 0, 1:
+				k, v := key(), val()
+				tr.Set([]byte(k), v)
+				m[k] = v
+			case 2:
+				k := key()
+				tr.Clear([]byte(k))
+				delete(m, k)
+			case 3:
+				r := rangeOf()
+				tr.ClearRange(r)
+				for k := range m {
+					if r.Contains([]byte(k)) {
+						delete(m, k)
+					}
+				}
+			case 4, 5:
+				op, k, p := atomicOps[rng.IntN(len(atomicOps))], key(), val()
+				tr.Atomic(op, []byte(k), p)
+				m.apply(op, k, p)
+			case 6:
+				k := key()
+				var got []byte
+				if rng.IntN(2) == 0 {
+					got = tr.Get([]byte(k)).MustGet()
+				} else {
+					got = tr.Snapshot().Get([]byte(k)).MustGet()
+				}
+				want, ok := m[k]
+				if !bytes.Equal(got, want) || (got == nil) != !ok {
+					t.Fatalf("%s: Get(%q) = %q, want %q (present %v)", where, k, got, want, ok)
+				}
+			default:
+				r := rangeOf()
+				o := kv.RangeOptions{Limit: rng.IntN(4), Reverse: rng.IntN(2) == 0}
+				got := tr.GetRange(r, o).MustGet()
+				want := m.rangeRead(r, o)
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s: GetRange(%v, %+v) =\n%q\nwant\n%q", where, r, o, got, want)
+				}
+			}
+		}
+		if err := tr.Commit().Err(); err != nil {
+			t.Fatalf("round %d: commit: %v", round, err)
+		}
+		got := newTr(t, db).GetRange(kv.Range{Begin: nil, End: []byte{0xff}}, kv.RangeOptions{}).MustGet()
+		if want := m.rangeRead(kv.Range{Begin: nil, End: []byte{0xff}}, kv.RangeOptions{}); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("round %d: committed state\n%q\nwant\n%q", round, got, want)
+		}
+	}
+}
+
+func TestRangeReadConflictCoversOnlyWhatWasRead(t *testing.T) {
+	db := openMem(t, nil)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		commitSet(t, db, k, "0")
+	}
+	for _, reverse := range []bool{false, true} {
+		// Read two keys of four; a write beyond them must not conflict, a
+		// write among them must.
+		for _, c := range []struct {
+			write    string
+			conflict bool
+		}{{"d", false}, {"b", true}} {
+			w := c.write
+			if reverse { // mirror: read d, c; "a" outside, "c" inside
+				w = map[string]string{"d": "a", "b": "c"}[w]
+			}
+			tr := newTr(t, db)
+			kvs := tr.GetRange(kv.Range{Begin: []byte("a"), End: []byte("z")}, kv.RangeOptions{Limit: 2, Reverse: reverse}).MustGet()
+			if len(kvs) != 2 {
+				t.Fatalf("read %d keys", len(kvs))
+			}
+			tr.Set([]byte("zz"), []byte("1")) // outside the range read
+			commitSet(t, db, w, "1")
+			err := tr.Commit().Err()
+			if c.conflict {
+				wantCode(t, fmt.Sprintf("reverse=%v write %s", reverse, w), err, kv.CodeNotCommitted)
+			} else if err != nil {
+				t.Fatalf("reverse=%v write %s outside the read part: %v", reverse, w, err)
+			}
+		}
+	}
+}
+
+func TestOwnWritesAddNoReadConflict(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	tr.Set([]byte("k"), []byte("mine"))
+	tr.ClearRange(kv.Range{Begin: []byte("m"), End: []byte("n")})
+	tr.Get([]byte("k")).MustGet()
+	tr.Get([]byte("m1")).MustGet()
+	tr.GetRange(kv.Range{Begin: []byte("m"), End: []byte("n")}, kv.RangeOptions{}).MustGet()
+	commitSet(t, db, "k", "theirs")
+	commitSet(t, db, "m1", "theirs")
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatalf("reads answered by own writes conflicted: %v", err)
+	}
+	// An atomic op's base comes from the database: that read conflicts.
+	tr = newTr(t, db)
+	tr.Atomic(kv.Add, []byte("n"), []byte{1})
+	tr.Get([]byte("n")).MustGet()
+	commitSet(t, db, "n", "\x05")
+	wantCode(t, "read of an atomic op's result", tr.Commit().Err(), kv.CodeNotCommitted)
+}
