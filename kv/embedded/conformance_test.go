@@ -55,6 +55,10 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// workload is heavier than kvtest's default: more clients and keys make
+// more transactions overlap, which is what finds isolation bugs.
+var workload = &kvtest.HistoryOptions{Clients: 5, TxnsPerClient: 30, Keys: 6, MaxOps: 5}
+
 const replay = "go test ./kv/embedded -run 'TestStrictSerializable$' -seed=%d"
 
 // TestStrictSerializable checks 200 seeded concurrent histories (plus
@@ -71,7 +75,7 @@ func TestStrictSerializable(t *testing.T) {
 	}
 	var total kvtest.Report
 	for _, s := range seeds {
-		rep := kvtest.CheckStrictSerializable(t, db, s, nil, replay)
+		rep := kvtest.CheckStrictSerializable(t, db, s, workload, replay)
 		total.Committed += rep.Committed
 		total.Dropped += rep.Dropped
 		total.GaveUp += rep.GaveUp

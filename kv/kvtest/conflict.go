@@ -47,11 +47,11 @@ func conflictCases() []testCase {
 		}},
 		{"Conflict/WriteBeforeReadVersionDoesNotConflict", func(e *env) {
 			e.write("k", "1")
-			tr1 := e.tx()
 			tr2 := e.tx()
 			tr2.Set(e.k("k"), []byte("2"))
 			e.commit(tr2)
 			// tr1 gets its read version after tr2's commit was acknowledged.
+			tr1 := e.tx()
 			wantValue(e.t, "Get(k)", e.get(tr1, "k"), []byte("2"))
 			tr1.Set(e.k("k"), []byte("3"))
 			e.commit(tr1)
