@@ -124,8 +124,11 @@ func WatermarkKey(prefix []byte) []byte {
 	return append(k, watermarkName...)
 }
 
-// EncodeWatermark encodes a watermark version for WatermarkKey.
-func EncodeWatermark(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
+// EncodeWatermark encodes a watermark version for WatermarkKey: 8 bytes,
+// little-endian, so that janitors advance it with the atomic kv.Max — which
+// compares little-endian unsigned integers — and never conflict with each
+// other or move it backwards.
+func EncodeWatermark(v int64) []byte { return binary.LittleEndian.AppendUint64(nil, uint64(v)) }
 
 // DecodeWatermark decodes a value stored at WatermarkKey; an absent value
 // (nil) is watermark 0: nothing removed.
@@ -136,7 +139,7 @@ func DecodeWatermark(b []byte) (int64, error) {
 	if len(b) != 8 {
 		return 0, fmt.Errorf("txn: watermark value of %d bytes, want 8", len(b))
 	}
-	return int64(binary.BigEndian.Uint64(b)), nil
+	return int64(binary.LittleEndian.Uint64(b)), nil
 }
 
 // encodeMarker encodes a marker's value: the format byte and the number of

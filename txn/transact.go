@@ -105,8 +105,13 @@ func (r *runner[T]) run(db kv.Database) (T, error) {
 // attempt runs one transaction. done reports that the call is over with
 // (v, err); otherwise err is the attempt's failure, for retry to classify.
 func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err error) {
+	// Every attempt fixes its read version now, not lazily at commit: the
+	// marker's read conflict must cover everything committed since the
+	// attempt began, so that a Resolve (or a later attempt) that commits
+	// while this one is still in flight makes it conflict.
+	grv := tr.GetReadVersion()
 	if r.key == nil {
-		rv, err := tr.GetReadVersion().Get()
+		rv, err := grv.Get()
 		if err != nil {
 			return v, false, err
 		}
