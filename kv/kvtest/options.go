@@ -31,7 +31,7 @@ func optionCases() []testCase {
 			wantCode(e.t, "SetMaxRetryDelay(-1ms)", tr.Options().SetMaxRetryDelay(-time.Millisecond), kv.ErrInvalidOptionValue)
 		}},
 		{"Options/ContextDeadlineFails1031", func(e *env) {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
 			tr := e.txCtx(ctx)
 			<-ctx.Done()
