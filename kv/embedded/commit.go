@@ -1,7 +1,6 @@
 package embedded
 
 import (
-	"bytes"
 	"errors"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -234,73 +233,4 @@ func applyAtomic(b *pebble.Batch, m mutation, stamp kv.Versionstamp) error {
 		return b.Delete(uk, nil)
 	}
 	return b.Set(uk, nv, nil)
-}
-
-// conflictWindow is the recent write conflict ranges, by commit version,
-// ascending. A transaction conflicts if a range committed after its read
-// version intersects one of its read ranges. Entries older than five
-// seconds of versions are pruned: a transaction that old fails with
-// transaction_too_old before the window is consulted.
-//
-// It is a list scanned from the newest entry back to the reader's read
-// version, so a check costs O(commits since the read version × ranges).
-// For the short transactions FoundationDB is built for (a few ms) that is
-// a few hundred entries at most; see BenchmarkConflictWindow.
-type conflictWindow struct {
-	entries []windowEntry
-}
-
-type windowEntry struct {
-	version int64
-	ranges  []kv.Range
-}
-
-func (w *conflictWindow) add(v int64, ranges []kv.Range) {
-	if len(ranges) == 0 {
-		return
-	}
-	w.entries = append(w.entries, windowEntry{version: v, ranges: ranges})
-}
-
-// prune drops entries at versions below floor.
-func (w *conflictWindow) prune(floor int64) {
-	n := 0
-	for n < len(w.entries) && w.entries[n].version < floor {
-		n++
-	}
-	if n == 0 {
-		return
-	}
-	// Reallocate once most of the slice is dead so memory is returned.
-	if n > len(w.entries)/2 {
-		w.entries = append([]windowEntry(nil), w.entries[n:]...)
-	} else {
-		clear(w.entries[:n])
-		w.entries = w.entries[n:]
-	}
-}
-
-// dropFrom removes entries at version v and above (a failed batch).
-func (w *conflictWindow) dropFrom(v int64) {
-	i := len(w.entries)
-	for i > 0 && w.entries[i-1].version >= v {
-		i--
-	}
-	clear(w.entries[i:])
-	w.entries = w.entries[:i]
-}
-
-// conflicts reports whether any range written after version rv intersects
-// one of reads.
-func (w *conflictWindow) conflicts(rv int64, reads []kv.Range) bool {
-	for i := len(w.entries) - 1; i >= 0 && w.entries[i].version > rv; i-- {
-		for _, wr := range w.entries[i].ranges {
-			for _, rr := range reads {
-				if bytes.Compare(wr.Begin, rr.End) < 0 && bytes.Compare(rr.Begin, wr.End) < 0 {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }

@@ -129,9 +129,11 @@ func TestReopenContinuesAboveLastVersion(t *testing.T) {
 
 func TestConflictWindow(t *testing.T) {
 	r := func(b, e string) kv.Range { return kv.Range{Begin: []byte(b), End: []byte(e)} }
+	pt := func(k string) kv.Range { return kv.SingleKeyRange([]byte(k)) }
 	var w conflictWindow
-	w.add(10, []kv.Range{r("b", "c")})
-	w.add(20, []kv.Range{r("m", "p")})
+	w.add(10, []kv.Range{r("b", "c"), pt("x")})
+	w.add(20, []kv.Range{r("m", "p"), pt("y")})
+	w.add(30, []kv.Range{pt("x")}) // x rewritten
 	cases := []struct {
 		rv    int64
 		reads []kv.Range
@@ -141,21 +143,38 @@ func TestConflictWindow(t *testing.T) {
 		{5, []kv.Range{r("a", "b\x00")}, true}, // overlaps b
 		{10, []kv.Range{r("b", "c")}, false},   // written at 10, read at 10: no
 		{15, []kv.Range{r("o", "z")}, true},
-		{20, []kv.Range{r("o", "z")}, false},
+		{20, []kv.Range{r("o", "z")}, true},  // x at 30 is inside
+		{30, []kv.Range{r("o", "z")}, false}, // nothing after 30
 		{5, []kv.Range{r("c", "m")}, false},
+		{25, []kv.Range{pt("x")}, true},
+		{25, []kv.Range{pt("y")}, false},
+		{15, []kv.Range{pt("y")}, true},
+		{15, []kv.Range{pt("a"), r("x\x00", "y")}, false},
+		{15, []kv.Range{pt("a"), r("x\x00", "y\x00")}, true},
 	}
-	for _, c := range cases {
-		if got := w.conflicts(c.rv, c.reads); got != c.want {
-			t.Errorf("conflicts(%d, %v) = %v, want %v", c.rv, c.reads, got, c.want)
+	check := func(when string) {
+		t.Helper()
+		for _, c := range cases {
+			if got := w.conflicts(c.rv, c.reads); got != c.want {
+				t.Errorf("%s: conflicts(%d, %v) = %v, want %v", when, c.rv, c.reads, got, c.want)
+			}
 		}
 	}
+	check("as added")
+	// A failed group at 40 is forgotten entirely.
+	w.add(40, []kv.Range{pt("x"), pt("a"), r("c", "m")})
+	w.dropFrom(40)
+	check("after dropFrom")
 	w.prune(15)
 	if w.conflicts(5, []kv.Range{r("b", "c")}) {
-		t.Error("pruned entry still conflicts")
+		t.Error("pruned range still conflicts")
 	}
-	w.dropFrom(20)
-	if len(w.entries) != 0 {
-		t.Errorf("dropFrom left %d entries", len(w.entries))
+	if !w.conflicts(5, []kv.Range{pt("x")}) {
+		t.Error("x rewritten at 30 was pruned with its write at 10")
+	}
+	w.prune(31)
+	if w.conflicts(0, []kv.Range{r("", "\xff")}) || len(w.points) != 0 || w.byKey.Len() != 0 {
+		t.Errorf("window not empty after pruning everything: %d points", len(w.points))
 	}
 }
 
