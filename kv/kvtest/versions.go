@@ -94,6 +94,21 @@ func versionCases() []testCase {
 			want := []string{"v=" + string(vs[:]), "x/" + string(vs[:]) + "=", "y/" + string(vs[:]) + "="}
 			wantStrings(e.t, "keys after commit", e.dump(), want...)
 		}},
+		{"Versionstamp/BadKeyOffsetRefused", func(e *env) {
+			// The offset must leave ten bytes for the stamp inside the key
+			// (fdbclient/Atomic.h getVersionstampKeyRange):
+			// client_invalid_operation (2000), and nothing is written.
+			tr := e.tx()
+			head := e.k("vs/")
+			tr.Atomic(kv.SetVersionstampedKey, withOffset(append(head, make([]byte, 10)...), len(head)+1), []byte("v"))
+			e.wantRefused(tr, kv.NewError(kv.CodeClientInvalidOperation))
+		}},
+		{"Versionstamp/ShortValueRefused", func(e *env) {
+			// A versionstamped value needs at least its 4-byte offset.
+			tr := e.tx()
+			tr.Atomic(kv.SetVersionstampedValue, e.k("k"), []byte{0, 0})
+			e.wantRefused(tr, kv.NewError(kv.CodeClientInvalidOperation))
+		}},
 		{"Versionstamp/UnreadableBeforeCommit", func(e *env) {
 			// The value is not known until commit: FoundationDB's RYW refuses
 			// to read it with accessed_unreadable (1036).
