@@ -87,6 +87,24 @@ func TestStrictSerializable(t *testing.T) {
 		len(seeds), total.Committed, total.Dropped, total.GaveUp)
 }
 
+// TestStrictSerializableDisk checks a few histories on the durable engine,
+// where concurrent commits share group-committed batches.
+func TestStrictSerializableDisk(t *testing.T) {
+	db, err := embedded.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	seeds := []uint64{seedFlag()}
+	if seeds[0] == 0 {
+		seeds = []uint64{1001, 1002, 1003, 1004, 1005, 1006, 1007, 1008, 1009, 1010}
+	}
+	for _, s := range seeds {
+		kvtest.CheckStrictSerializable(t, db, s, workload,
+			"go test ./kv/embedded -run 'TestStrictSerializableDisk$' -seed=%d")
+	}
+}
+
 // TestStrictSerializableRejectsStaleReads shows the check can fail: a
 // wrapper serving reads from an old version must be caught.
 func TestStrictSerializableRejectsStaleReads(t *testing.T) {
