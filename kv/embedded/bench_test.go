@@ -75,6 +75,9 @@ func BenchmarkCommit(b *testing.B) {
 					tr.Set(binary.BigEndian.AppendUint64([]byte("benchkey"), n), benchValue)
 					return tr.Commit().Err()
 				})
+				db.mu.Lock()
+				b.ReportMetric(float64(len(db.mu.snaps)), "snapshots")
+				db.mu.Unlock()
 				if bt := db.stats.batches.Load(); bt > 0 {
 					b.ReportMetric(float64(db.stats.commits.Load())/float64(bt), "commits/batch")
 				}
