@@ -1,6 +1,11 @@
 package kvtest
 
 import (
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
 	"github.com/idemkv/idemkv/kv"
 )
 
@@ -167,6 +172,28 @@ func conflictCases() []testCase {
 				tr.Set(e.k("a"), []byte("x"))
 			}, false)
 		}},
+		{"Conflict/ReadModifyWriteRetryLoopLosesNothing", func(e *env) {
+			// Concurrent read-increment-write loops retried with OnError:
+			// conflicts make losers retry, so no increment is lost.
+			const workers, each = 4, 10
+			errs := make(chan error, workers)
+			var wg sync.WaitGroup
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs <- e.incrementLoop(each)
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					e.t.Fatal(err)
+				}
+			}
+			wantValue(e.t, "Get(counter)", e.read("counter"), []byte(strconv.Itoa(workers*each)))
+		}},
 		{"Conflict/RetryAfterConflictSeesNewValue", func(e *env) {
 			e.write("k", "1")
 			tr1 := e.tx()
@@ -182,4 +209,46 @@ func conflictCases() []testCase {
 			wantValue(e.t, "Get(k) after retry", e.read("k"), []byte("retried"))
 		}},
 	}
+}
+
+// incrementLoop adds one to the decimal counter n times, each in the
+// standard retry loop. It reports errors instead of failing the test
+// because it runs off the test's goroutine.
+func (e *env) incrementLoop(n int) error {
+	for range n {
+		tr, err := e.db.CreateTransaction(e.t.Context())
+		if err != nil {
+			return err
+		}
+		if err := tr.Options().SetMaxRetryDelay(10 * time.Millisecond); err != nil {
+			return err
+		}
+		for {
+			err := func() error {
+				v, err := tr.Get(e.k("counter")).Get()
+				if err != nil {
+					return err
+				}
+				c := 0
+				if v != nil {
+					if c, err = strconv.Atoi(string(v)); err != nil {
+						return err
+					}
+				}
+				tr.Set(e.k("counter"), []byte(strconv.Itoa(c+1)))
+				return tr.Commit().Err()
+			}()
+			if err == nil {
+				break
+			}
+			if kv.MaybeCommitted(err) {
+				// Retrying could count twice; the count would prove nothing.
+				return fmt.Errorf("increment ended maybe-committed, the count is unknowable: %w", err)
+			}
+			if err := tr.OnError(err); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
