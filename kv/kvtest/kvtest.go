@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/idemkv/idemkv/kv"
@@ -219,7 +220,7 @@ func wantStrings(t *testing.T, what string, got []string, want ...string) {
 	if want == nil {
 		want = []string{}
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) || len(got) != len(want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("%s = %q, want %q", what, got, want)
 	}
 }
@@ -236,6 +237,9 @@ func wantValue(t *testing.T, what string, got, want []byte) {
 func show(v []byte) string {
 	if v == nil {
 		return "<absent>"
+	}
+	if len(v) == 0 {
+		return "<empty>"
 	}
 	return fmt.Sprintf("%#x", v)
 }
