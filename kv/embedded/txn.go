@@ -77,7 +77,12 @@ func (s *stampResult) resolve(v kv.Versionstamp, err error) {
 	}
 }
 
-var errNoCommit = kv.Errorf(2021, "transaction did not commit (no_commit_version)")
+// FoundationDB codes the kv package does not name.
+const (
+	codeInvalidMutationType kv.Code = 2018 // invalid_mutation_type
+	codeNoCommitVersion     kv.Code = 2021 // no_commit_version
+)
+
 
 func newTransaction(db *DB, ctx context.Context) *transaction {
 	t := &transaction{db: db, ctx: ctx, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
@@ -143,8 +148,14 @@ func ctxError(err error) error {
 }
 
 // wait blocks until ch is closed or the transaction is interrupted, and
-// returns the interruption's error.
-func (t *transaction) wait(ch <-chan struct{}) error {
+// returns the interruption's error. untilClose also gives up when the
+// database closes; a commit the committer has received does not (the
+// committer finishes its group before Close returns).
+func (t *transaction) wait(ch <-chan struct{}, untilClose bool) error {
+	var closing <-chan struct{}
+	if untilClose {
+		closing = t.db.closing
+	}
 	var timer <-chan time.Time
 	if t.timeout > 0 {
 		tm := time.NewTimer(t.timeout - time.Since(t.start))
@@ -160,7 +171,7 @@ func (t *transaction) wait(ch <-chan struct{}) error {
 		return ctxError(t.ctx.Err())
 	case <-timer:
 		return kv.Errorf(kv.CodeTransactionTimedOut, "timeout of %v passed", t.timeout)
-	case <-t.db.closing:
+	case <-closing:
 		return errClosed("transaction")
 	}
 }
@@ -579,7 +590,7 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 		return
 	}
 	if !op.Valid() {
-		t.a.deferred = kv.Errorf(kv.CodeInvalidOptionValue, "unknown atomic operation %d", int(op))
+		t.a.deferred = kv.Errorf(codeInvalidMutationType, "unknown atomic operation %d", int(op))
 		return
 	}
 	switch op {
@@ -660,7 +671,8 @@ func (t *transaction) commit() error {
 	}
 	if len(t.a.muts) == 0 && len(t.a.wconf) == 0 {
 		t.a.committed, t.a.version = true, -1
-		return t.failStamp(errNoCommit)
+		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp"))
+		return nil
 	}
 	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, done: make(chan struct{})}
 	if len(t.a.reads) > 0 && t.a.hasRV {
@@ -678,7 +690,7 @@ func (t *transaction) commit() error {
 	case <-t.ctx.Done():
 		return t.failStamp(ctxError(t.ctx.Err()))
 	}
-	if err := t.wait(req.done); err != nil {
+	if err := t.wait(req.done, false); err != nil {
 		// The commit is queued or in flight and may still land: the
 		// maybe-committed outcome FoundationDB gives for a timeout too.
 		return t.failStamp(err)
@@ -691,13 +703,10 @@ func (t *transaction) commit() error {
 	return nil
 }
 
-// failStamp resolves pending GetVersionstamp futures with err (or with
-// errNoCommit for a read-only commit) and returns the commit error.
+// failStamp resolves pending GetVersionstamp futures with the commit error
+// and returns it.
 func (t *transaction) failStamp(err error) error {
 	t.a.stamp.resolve(kv.Versionstamp{}, err)
-	if err == errNoCommit {
-		return nil
-	}
 	return err
 }
 
@@ -729,7 +738,7 @@ func (t *transaction) OnError(err error) error {
 	if d > 0 {
 		slept := make(chan struct{})
 		tm := time.AfterFunc(d, func() { close(slept) })
-		werr := t.wait(slept)
+		werr := t.wait(slept, true)
 		tm.Stop()
 		if werr != nil {
 			return werr
