@@ -83,7 +83,6 @@ const (
 	codeNoCommitVersion     kv.Code = 2021 // no_commit_version
 )
 
-
 func newTransaction(db *DB, ctx context.Context) *transaction {
 	t := &transaction{db: db, ctx: ctx, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
 	t.reset()
