@@ -142,6 +142,34 @@ func conflictCases() []testCase {
 				}, true)
 			wantValue(e.t, "Get(k)", e.read("k"), []byte("1"))
 		}},
+		{"Conflict/ReadOfOwnSetAddsNoConflict", func(e *env) {
+			// RYW answers the read from the transaction's own set, and
+			// FoundationDB adds a read conflict only for unmodified keys and
+			// dependent (atomic) writes (ReadYourWrites.actor.cpp,
+			// updateConflictMap).
+			e.write("k", "1")
+			e.race(func(tr kv.Transaction) {
+				tr.Set(e.k("k"), []byte("mine"))
+				wantValue(e.t, "Get(k) after own Set", e.get(tr, "k"), []byte("mine"))
+			}, func(tr kv.Transaction) { tr.Set(e.k("k"), []byte("theirs")) }, false)
+			wantValue(e.t, "Get(k)", e.read("k"), []byte("mine"))
+		}},
+		{"Conflict/RangeReadOverOwnClearAddsNoConflict", func(e *env) {
+			e.write("b", "1")
+			e.race(func(tr kv.Transaction) {
+				tr.ClearRange(e.rng("a", "t"))
+				wantStrings(e.t, "GetRange after own ClearRange", e.scan(tr, e.rng("a", "t"), kv.RangeOptions{}))
+			}, func(tr kv.Transaction) { tr.Set(e.k("m"), []byte("x")) }, false)
+		}},
+		{"Conflict/ReadOfOwnAtomicOpConflicts", func(e *env) {
+			// An atomic op's result depends on the stored value, so reading
+			// it back reads that value and takes a read conflict.
+			e.writeBytes("n", []byte{1})
+			e.race(func(tr kv.Transaction) {
+				tr.Atomic(kv.Add, e.k("n"), []byte{1})
+				wantValue(e.t, "Get(n) after own Add", e.get(tr, "n"), []byte{2})
+			}, func(tr kv.Transaction) { tr.Set(e.k("n"), []byte{5}) }, true)
+		}},
 		{"Conflict/LimitedRangeReadConflictsOnlyOnWhatItRead", func(e *env) {
 			// A read of [a, z) limited to two pairs returns a and b; its read
 			// conflict range ends just after b, so writes beyond it (bb, c,
