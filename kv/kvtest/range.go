@@ -1,6 +1,9 @@
 package kvtest
 
 import (
+	"fmt"
+	"strconv"
+
 	"github.com/idemkv/idemkv/kv"
 )
 
@@ -67,6 +70,41 @@ func rangeCases() []testCase {
 			wantValue(e.t, "Get(missing)", e.read("missing"), nil)
 			got := e.scan(e.tx(), e.all(), kv.RangeOptions{})
 			wantStrings(e.t, "GetRange", got, "empty=")
+		}},
+		{"RangeRead/UnsignedBytewiseOrder", func(e *env) {
+			// Keys sort as unsigned bytes, and a key sorts before its
+			// extensions.
+			e.write("\xfe", "5", "a\x00", "4", "\x80", "3", "a", "2", "\x7f", "1", "\x00", "0", "", "e")
+			got := e.scan(e.tx(), e.all(), kv.RangeOptions{})
+			wantStrings(e.t, "GetRange", got, "=e", "\x00=0", "a=2", "a\x00=4", "\x7f=1", "\x80=3", "\xfe=5")
+		}},
+		{"RangeRead/ManyKeys", func(e *env) {
+			// Enough pairs that a backend reading in batches (FoundationDB
+			// streams range reads) must stitch several together.
+			const n = 2500
+			tr := e.tx()
+			for i := range n {
+				tr.Set(e.k(fmt.Sprintf("%05d", i)), []byte(strconv.Itoa(i)))
+			}
+			e.commit(tr)
+			rd := e.tx()
+			all := e.scan(rd, e.all(), kv.RangeOptions{})
+			if len(all) != n || all[0] != "00000=0" || all[n-1] != "02499=2499" {
+				e.t.Fatalf("GetRange of %d pairs: got %d, first %q", n, len(all), all[:min(len(all), 1)])
+			}
+			for i := 1; i < len(all); i++ {
+				if all[i-1] >= all[i] {
+					e.t.Fatalf("GetRange out of order at %d: %q then %q", i, all[i-1], all[i])
+				}
+			}
+			lim := e.scan(rd, e.all(), kv.RangeOptions{Limit: 1001})
+			if len(lim) != 1001 || lim[1000] != "01000=1000" {
+				e.t.Fatalf("GetRange limit 1001: got %d pairs, last %q", len(lim), lim[len(lim)-1])
+			}
+			rev := e.scan(rd, e.rng("00100", "02000"), kv.RangeOptions{Limit: 1200, Reverse: true})
+			if len(rev) != 1200 || rev[0] != "01999=1999" || rev[1199] != "00800=800" {
+				e.t.Fatalf("GetRange[00100,02000) limit 1200 reverse: got %d pairs, %q ... %q", len(rev), rev[0], rev[len(rev)-1])
+			}
 		}},
 		{"RangeRead/ClearRangeBoundaries", func(e *env) {
 			e.write("a", "1", "b", "2", "c", "3", "d", "4")

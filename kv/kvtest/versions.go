@@ -163,6 +163,9 @@ func versionCases() []testCase {
 			wantValue(e.t, "Get(k) now", e.read("k"), []byte("new"))
 			past := e.tx()
 			past.SetReadVersion(oldRV)
+			if rv, err := past.GetReadVersion().Get(); err != nil || rv != oldRV {
+				e.t.Fatalf("GetReadVersion after SetReadVersion(%d) = %d, %v", oldRV, rv, err)
+			}
 			wantValue(e.t, "Get(k) at the older version", e.get(past, "k"), []byte("old"))
 			wantStrings(e.t, "GetRange at the older version", e.scan(past, e.all(), kv.RangeOptions{}), "k=old")
 		}},
