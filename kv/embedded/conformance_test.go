@@ -3,6 +3,7 @@ package embedded_test
 import (
 	"errors"
 	"flag"
+	"io"
 	"testing"
 
 	"github.com/idemkv/idemkv/kv"
@@ -115,6 +116,13 @@ func TestStrictSerializableRejectsStaleReads(t *testing.T) {
 		switch {
 		case errors.Is(err, kvtest.ErrNotStrictlySerializable):
 			rejected++
+			var he *kvtest.HistoryError
+			if !errors.As(err, &he) {
+				t.Fatalf("seed %d: %v is not a *kvtest.HistoryError", s+1, err)
+			}
+			if verr := he.Visualize(io.Discard); verr != nil {
+				t.Fatalf("seed %d: Visualize: %v", s+1, verr)
+			}
 		case err != nil:
 			t.Fatalf("seed %d: the run itself failed: %v", s+1, err)
 		}

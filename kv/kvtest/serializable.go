@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -90,9 +91,6 @@ type Report struct {
 	Committed int // transactions in the checked history
 	Dropped   int // attempts that failed retryable-not-committed
 	GaveUp    int // transactions abandoned after MaxAttempts
-	// Visualization is the path of porcupine's HTML rendering of a
-	// rejected history, or "".
-	Visualization string
 }
 
 // CheckStrictSerializable runs a random concurrent workload from seed
@@ -102,7 +100,8 @@ type Report struct {
 // first), explains every value each one read. On failure it prints the seed
 // and replay, a command line that reruns it (for example "go test
 // ./kv/embedded -run TestStrictSerializable -seed=%d"; "%d" is replaced by
-// the seed).
+// the seed) and, for a rejected history, the path of porcupine's HTML
+// rendering of it.
 //
 // Goroutine scheduling is not seeded, so a replay reruns the same
 // transactions, not necessarily the same interleaving.
@@ -113,6 +112,9 @@ func CheckStrictSerializable(t TB, db kv.Database, seed uint64, opts *HistoryOpt
 		how := ""
 		if replay != "" {
 			how = "; replay: " + strings.ReplaceAll(replay, "%d", fmt.Sprint(seed))
+		}
+		if path := visualize(err); path != "" {
+			how += "; visualization: " + path
 		}
 		t.Fatalf("seed %d: %v%s", seed, err, how)
 	}
@@ -141,7 +143,8 @@ func VerifyStrictSerializable(db kv.Database, seed uint64, opts *HistoryOptions)
 	if err != nil {
 		return rep, err
 	}
-	res, info := porcupine.CheckOperationsVerbose(historyModel(o.Keys), ops, o.CheckTimeout)
+	model := historyModel(o.Keys)
+	res, info := porcupine.CheckOperationsVerbose(model, ops, o.CheckTimeout)
 	switch res {
 	case porcupine.Ok:
 		return rep, nil
@@ -149,14 +152,47 @@ func VerifyStrictSerializable(db kv.Database, seed uint64, opts *HistoryOptions)
 		return rep, fmt.Errorf("kvtest: porcupine found no answer within %v for %d transactions; lower the workload",
 			o.CheckTimeout, len(ops))
 	}
-	if f, ferr := os.CreateTemp("", "kvtest-history-*.html"); ferr == nil {
-		if porcupine.Visualize(historyModel(o.Keys), info, f) == nil {
-			rep.Visualization = f.Name()
-		}
-		f.Close()
+	return rep, &HistoryError{Seed: seed, Committed: len(ops), Clients: o.Clients, model: model, info: info}
+}
+
+// HistoryError is the error VerifyStrictSerializable returns for a history
+// porcupine rejects; it matches ErrNotStrictlySerializable under errors.Is.
+type HistoryError struct {
+	Seed               uint64
+	Committed, Clients int
+
+	model porcupine.Model
+	info  porcupine.LinearizationInfo
+}
+
+func (e *HistoryError) Error() string {
+	return fmt.Sprintf("%v: %d committed transactions from %d clients (seed %d)",
+		ErrNotStrictlySerializable, e.Committed, e.Clients, e.Seed)
+}
+
+// Is makes errors.Is(err, ErrNotStrictlySerializable) hold.
+func (e *HistoryError) Is(target error) bool { return target == ErrNotStrictlySerializable }
+
+// Visualize writes porcupine's HTML rendering of the history: each
+// client's transactions on a timeline and the longest serial prefix found.
+func (e *HistoryError) Visualize(w io.Writer) error { return porcupine.Visualize(e.model, e.info, w) }
+
+// visualize writes err's rendering to a temporary file and returns its
+// path, or "" if err is not a *HistoryError or the file cannot be written.
+func visualize(err error) string {
+	var he *HistoryError
+	if !errors.As(err, &he) {
+		return ""
 	}
-	return rep, fmt.Errorf("%w: %d committed transactions from %d clients (visualization: %s)",
-		ErrNotStrictlySerializable, len(ops), o.Clients, rep.Visualization)
+	f, ferr := os.CreateTemp("", "kvtest-history-*.html")
+	if ferr != nil {
+		return ""
+	}
+	defer f.Close()
+	if he.Visualize(f) != nil {
+		return ""
+	}
+	return f.Name()
 }
 
 // recorder runs the workload and records the history.
