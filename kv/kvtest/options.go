@@ -24,6 +24,20 @@ func optionCases() []testCase {
 			wantCode(e.t, "Commit after the timeout", tr.Commit().Err(), kv.ErrTransactionTimedOut)
 			wantValue(e.t, "Get(k) in a new transaction", e.read("k"), nil)
 		}},
+		{"Options/TimeoutSurvivesOnErrorNotReset", func(e *env) {
+			// Since API version 610 the timeout persists across OnError
+			// and keeps counting from creation; Reset clears it.
+			tr := e.tx()
+			wantNoErr(e.t, "SetTimeout", tr.Options().SetTimeout(50*time.Millisecond))
+			wantNoErr(e.t, "SetMaxRetryDelay", tr.Options().SetMaxRetryDelay(time.Millisecond))
+			wantNoErr(e.t, "OnError(not_committed)", tr.OnError(kv.NewError(kv.CodeNotCommitted)))
+			time.Sleep(150 * time.Millisecond)
+			_, err := tr.Get(e.k("k")).Get()
+			wantCode(e.t, "Get after the timeout, past an OnError", err, kv.ErrTransactionTimedOut)
+			tr.Reset()
+			_, err = tr.Get(e.k("k")).Get()
+			wantNoErr(e.t, "Get after Reset", err)
+		}},
 		{"Options/TimeoutOutOfRange", func(e *env) {
 			tr := e.tx()
 			wantCode(e.t, "SetTimeout(-1ms)", tr.Options().SetTimeout(-time.Millisecond), kv.ErrInvalidOptionValue)
