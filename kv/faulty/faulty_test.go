@@ -469,24 +469,37 @@ func TestOnErrorPolicy(t *testing.T) {
 			t.Fatalf("read-only Commit = %v, want nil", err)
 		}
 	})
-	t.Run("AppliedHidesVersionstamp", func(t *testing.T) {
-		e := openMem(t)
-		tr := newTxn(t, wrap(t, e, Config{UnknownResultApplied: 1}))
-		vs := tr.GetVersionstamp()
-		tr.Set([]byte("k"), []byte("v"))
-		if err := tr.Commit().Err(); !errors.Is(err, kv.ErrCommitUnknownResult) {
-			t.Fatalf("Commit = %v, want commit_unknown_result", err)
-		}
-		if _, err := vs.Get(); !errors.Is(err, kv.ErrCommitUnknownResult) {
-			t.Errorf("versionstamp after an applied fault: %v, want the fault", err)
-		}
-		if _, err := tr.GetCommittedVersion(); !errors.Is(err, kv.ErrCommitUnknownResult) {
-			t.Errorf("GetCommittedVersion after an applied fault: %v, want the fault", err)
-		}
-		if v := read(t, e, "k"); string(v) != "v" {
-			t.Fatalf("k = %q after an applied fault, want %q", v, "v")
-		}
-	})
+	for _, k := range []Kind{UnknownResultApplied, UnknownResultNotApplied, UnknownResultLate} {
+		t.Run("VersionstampFails/"+k.String(), func(t *testing.T) {
+			e := openMem(t)
+			var cfg Config
+			switch k {
+			case UnknownResultApplied:
+				cfg.UnknownResultApplied = 1
+			case UnknownResultNotApplied:
+				cfg.UnknownResultNotApplied = 1
+			case UnknownResultLate:
+				cfg.UnknownResultLate = 1
+			}
+			db := wrap(t, e, cfg)
+			tr := newTxn(t, db)
+			vs := tr.GetVersionstamp() // before the commit, as a caller would
+			tr.Atomic(kv.SetVersionstampedValue, []byte("k"), []byte("vvvvvvvvvv\x00\x00\x00\x00"))
+			if err := tr.Commit().Err(); !errors.Is(err, kv.ErrCommitUnknownResult) {
+				t.Fatalf("Commit = %v, want commit_unknown_result", err)
+			}
+			if _, err := vs.Get(); !errors.Is(err, kv.ErrCommitUnknownResult) {
+				t.Errorf("versionstamp after the fault: %v, want the fault", err)
+			}
+			if _, err := tr.GetCommittedVersion(); !errors.Is(err, kv.ErrCommitUnknownResult) {
+				t.Errorf("GetCommittedVersion after the fault: %v, want the fault", err)
+			}
+			db.Wait()
+			if got, want := read(t, e, "k") != nil, k != UnknownResultNotApplied; got != want {
+				t.Fatalf("k present = %v after %v, want %v", got, k, want)
+			}
+		})
+	}
 }
 
 // TestConcurrentReadModifyWrite runs the stock loop from several goroutines

@@ -255,6 +255,12 @@ func (t *transaction) OnError(err error) error {
 			return contextError(t.ctx.Err())
 		}
 	}
+	t.mu.Lock()
+	canceled = t.mu.canceled
+	t.mu.Unlock()
+	if canceled { // during the backoff
+		return kv.NewError(kv.CodeTransactionCancelled)
+	}
 	t.retries++
 	return t.renew(true)
 }
@@ -392,6 +398,12 @@ func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
 	}
 	f := t.inner().GetVersionstamp()
 	return kv.NewFuture(func() (kv.Versionstamp, error) {
+		// Check first: an abandoned inner transaction's future resolves
+		// only when OnError or Reset resets it, which the caller may be
+		// about to do after this Get.
+		if ferr := a.failed(); ferr != nil {
+			return kv.Versionstamp{}, ferr
+		}
 		v, err := f.Get()
 		if ferr := a.failed(); ferr != nil {
 			return kv.Versionstamp{}, ferr
