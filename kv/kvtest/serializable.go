@@ -260,7 +260,7 @@ func (r *recorder) client(id int) error {
 			}
 			switch {
 			case kv.MaybeCommitted(err):
-				return fmt.Errorf("kvtest: client %d got a maybe-committed error without fault injection: %w", id, err)
+				return fmt.Errorf("kvtest: client %d got a maybe-committed error, which the history cannot place (it must not occur without fault injection): %w", id, err)
 			case kv.IsRetryableNotCommitted(err):
 				r.mu.Lock()
 				r.mu.dropped++
