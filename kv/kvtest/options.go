@@ -143,6 +143,23 @@ func optionCases() []testCase {
 			e.write("k", "2")
 			e.commit(tr)
 		}},
+		{"Commit/WriteConflictRangeAloneIsAWrite", func(e *env) {
+			// A transaction with a write conflict range and no mutation is
+			// not read-only: it commits at a version and conflicts with
+			// readers (NativeAPI commitMutations checks both lists).
+			e.write("k", "1")
+			reader := e.tx()
+			e.get(reader, "k")
+			fence := e.tx()
+			wantNoErr(e.t, "AddWriteConflictRange", fence.AddWriteConflictRange(kv.SingleKeyRange(e.k("k"))))
+			e.commit(fence)
+			if cv := e.committedVersion(fence); cv <= 0 {
+				e.t.Fatalf("committed version of a conflict-range-only transaction = %d, want a real version", cv)
+			}
+			reader.Set(e.k("r"), []byte("x"))
+			wantCode(e.t, "reader Commit", reader.Commit().Err(), kv.ErrNotCommitted)
+			wantValue(e.t, "Get(k)", e.read("k"), []byte("1"))
+		}},
 		{"Commit/EmptyTransaction", func(e *env) {
 			e.commit(e.tx())
 		}},
