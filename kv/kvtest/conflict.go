@@ -222,6 +222,21 @@ func conflictCases() []testCase {
 			}
 			wantValue(e.t, "Get(counter)", e.read("counter"), []byte(strconv.Itoa(workers*each)))
 		}},
+		{"Conflict/OldReadVersionConflictsWithLaterWrite", func(e *env) {
+			// Conflicts are checked from the read version, however it was
+			// chosen: reading at an older version what was overwritten
+			// since cannot commit.
+			e.write("k", "old")
+			probe := e.tx()
+			old, err := probe.GetReadVersion().Get()
+			wantNoErr(e.t, "GetReadVersion", err)
+			e.write("k", "new")
+			tr := e.tx()
+			tr.SetReadVersion(old)
+			wantValue(e.t, "Get(k) at the old version", e.get(tr, "k"), []byte("old"))
+			tr.Set(e.k("derived"), []byte("from old"))
+			wantCode(e.t, "Commit", tr.Commit().Err(), kv.ErrNotCommitted)
+		}},
 		{"Conflict/RetryAfterConflictSeesNewValue", func(e *env) {
 			e.write("k", "1")
 			tr1 := e.tx()
