@@ -38,8 +38,12 @@ const (
 	numKinds
 )
 
-// Kinds lists every fault kind (not None), in the order Config draws them.
-var Kinds = []Kind{
+// Kinds returns every fault kind (not None), in the order Config draws
+// them.
+func Kinds() []Kind { return append([]Kind(nil), kindOrder[:]...) }
+
+// kindOrder is the draw order: changing it changes every schedule.
+var kindOrder = [...]Kind{
 	UnknownResultApplied, UnknownResultNotApplied, UnknownResultLate,
 	TimedOutApplied, TimedOutNotApplied, TimedOutLate,
 	ClusterVersionChangedApplied, ClusterVersionChangedNotApplied,
@@ -175,7 +179,7 @@ func (c *Config) prob(k Kind) float64 {
 // validate reports the first field out of range, by name.
 func (c *Config) validate() error {
 	sum := 0.0
-	for _, k := range Kinds {
+	for _, k := range kindOrder {
 		p := c.prob(k)
 		if math.IsNaN(p) || p < 0 || p > 1 {
 			return fmt.Errorf("faulty: Config.%s = %v, want a probability in [0, 1]", k, p)
@@ -218,7 +222,7 @@ func (c *Config) fateOf(n uint64) fate {
 
 	var f fate
 	acc := 0.0
-	for _, k := range Kinds {
+	for _, k := range kindOrder {
 		acc += c.prob(k)
 		if uKind < acc {
 			f.kind = k

@@ -29,6 +29,7 @@ type DB struct {
 		sync.Mutex
 		pending int
 		idle    *sync.Cond // signalled when pending drops to zero
+		closing bool       // set by Close: no more late commits start
 	}
 
 	closeOnce sync.Once
@@ -90,12 +91,18 @@ func (db *DB) Wait() {
 	db.late.Unlock()
 }
 
-// Close stops new transactions, waits for late commits (at most the late
-// delay), and closes the inner database if Config.CloseInner is set. It may
+// Close stops new transactions and commits (both then fail with
+// kv.ErrClosed), waits for late commits (at most the late delay plus the
+// inner commit), and closes the inner database if Config.CloseInner is set.
+// Reads of transactions still open pass through to the inner database,
+// which stays usable unless the DB owns it. It may
 // be called more than once; later calls return the first one's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closed.Store(true)
+		db.late.Lock()
+		db.late.closing = true
+		db.late.Unlock()
 		db.Wait()
 		if db.cfg.CloseInner && db.inner != nil {
 			db.closeErr = db.inner.Close()
@@ -104,11 +111,17 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-// startLate registers a late commit; the caller must call lateDone.
-func (db *DB) startLate() {
+// startLate registers a late commit, unless Close has begun: then it
+// returns false and no goroutine may be started, so none outlives Close.
+// After true, the caller must call lateDone.
+func (db *DB) startLate() bool {
 	db.late.Lock()
+	defer db.late.Unlock()
+	if db.late.closing {
+		return false
+	}
 	db.late.pending++
-	db.late.Unlock()
+	return true
 }
 
 func (db *DB) lateDone() {

@@ -170,7 +170,7 @@ func TestFaultRates(t *testing.T) {
 	if !within(st.Delayed, n, cfg.Latency) {
 		t.Errorf("Stats.Delayed = %d, want about %v", st.Delayed, n*cfg.Latency)
 	}
-	for _, k := range Kinds {
+	for _, k := range Kinds() {
 		o := st.ByKind[k]
 		if !within(o.Injected, n, cfg.prob(k)) {
 			t.Errorf("%v injected %d times, want about %v", k, o.Injected, float64(n)*cfg.prob(k))
@@ -566,5 +566,48 @@ func TestConcurrentReadModifyWrite(t *testing.T) {
 	}
 	if tot := st.Total(); tot.Pending() != 0 {
 		t.Fatalf("%d late commits still pending after Wait", tot.Pending())
+	}
+}
+
+// TestCloseWaitsAndOwnership: Close waits for a late commit in flight,
+// closes the inner database only when it owns it, refuses later
+// transactions and commits, and may be called twice.
+func TestCloseWaitsAndOwnership(t *testing.T) {
+	for _, owns := range []bool{false, true} {
+		t.Run(fmt.Sprintf("CloseInner=%v", owns), func(t *testing.T) {
+			e := openMem(t)
+			db := Wrap(e, Config{UnknownResultLate: 1, LateDelay: 5 * time.Millisecond, CloseInner: owns})
+			tr := newTxn(t, db)
+			tr.Set([]byte("k"), []byte("late"))
+			if err := tr.Commit().Err(); !errors.Is(err, kv.ErrCommitUnknownResult) {
+				t.Fatalf("Commit = %v, want commit_unknown_result", err)
+			}
+			open := newTxn(t, db) // still open at Close
+			open.Set([]byte("j"), []byte("v"))
+			if err := db.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if o := db.Stats().ByKind[UnknownResultLate]; o.LateApplied != 1 {
+				t.Fatalf("after Close: outcomes %+v, want the late commit landed", o)
+			}
+			if err := open.Commit().Err(); !errors.Is(err, kv.ErrClosed) {
+				t.Errorf("Commit after Close = %v, want kv.ErrClosed", err)
+			}
+			if _, err := db.CreateTransaction(context.Background()); !errors.Is(err, kv.ErrClosed) {
+				t.Errorf("CreateTransaction after Close = %v, want kv.ErrClosed", err)
+			}
+			if err := db.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			_, err := e.CreateTransaction(context.Background())
+			if closed := errors.Is(err, kv.ErrClosed); closed != owns {
+				t.Fatalf("inner CreateTransaction after Close = %v; want closed = %v", err, owns)
+			}
+			if !owns {
+				if v := read(t, e, "k"); string(v) != "late" {
+					t.Fatalf("k = %q, want the late commit's %q", v, "late")
+				}
+			}
+		})
 	}
 }

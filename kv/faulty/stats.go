@@ -34,7 +34,7 @@ type Stats struct {
 	Commits int64
 	// Delayed counts commits that were given added latency.
 	Delayed int64
-	// ByKind holds the outcomes for every kind in Kinds.
+	// ByKind holds the outcomes for every kind that Kinds returns.
 	ByKind map[Kind]Outcomes
 }
 
@@ -86,9 +86,9 @@ func (db *DB) Stats() Stats {
 	s := Stats{
 		Commits: c.commits.Load(),
 		Delayed: c.delayed.Load(),
-		ByKind:  make(map[Kind]Outcomes, len(Kinds)),
+		ByKind:  make(map[Kind]Outcomes, len(kindOrder)),
 	}
-	for _, k := range Kinds {
+	for _, k := range kindOrder {
 		ks := &c.kinds[k]
 		s.ByKind[k] = Outcomes{
 			Injected:       ks[injected].Load(),

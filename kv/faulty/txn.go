@@ -139,6 +139,9 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 	a := t.att
 	inner := t.inner()
 
+	if db.closed.Load() {
+		return kv.Failed[struct{}](kv.ErrClosed)
+	}
 	if err := a.failed(); err != nil {
 		// Committing again after a failed commit, without OnError or Reset.
 		return kv.Failed[struct{}](err)
@@ -180,10 +183,16 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 			return struct{}{}, fault
 		})
 	case formLate:
-		t.handedOff = true
-		t.setInner(deadTxn{fault}, true)
-		db.startLate()
-		go db.lateCommit(inner, f.kind, f.latency+f.lateDelay, n)
+		if db.startLate() {
+			t.handedOff = true
+			t.setInner(deadTxn{fault}, true)
+			go db.lateCommit(inner, f.kind, f.latency+f.lateDelay, n)
+			break
+		}
+		// Close began after the check above: no goroutine may start now,
+		// so the commit is abandoned instead.
+		inner.Cancel()
+		db.stats.add(f.kind, lateNotApplied)
 	default: // formNotApplied
 		// Cancel settles the inner transaction's pending futures (a
 		// versionstamp, say); OnError or Reset resets it.
