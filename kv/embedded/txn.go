@@ -673,7 +673,7 @@ func (t *transaction) commit() error {
 		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp"))
 		return nil
 	}
-	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, done: make(chan struct{})}
+	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, size: t.a.size, done: make(chan struct{})}
 	if len(t.a.reads) > 0 && t.a.hasRV {
 		req.reads, req.rv = t.a.reads, t.a.rv
 	}
