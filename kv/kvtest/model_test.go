@@ -112,6 +112,12 @@ func TestModelAgreesWithOracle(t *testing.T) {
 	}
 }
 
+func TestVerifyRejectsNilDatabase(t *testing.T) {
+	if _, err := VerifyStrictSerializable(nil, 1, nil); err == nil || !strings.Contains(err.Error(), "nil kv.Database") {
+		t.Fatalf("VerifyStrictSerializable(nil): %v, want an error naming the nil database", err)
+	}
+}
+
 func TestHistoryOptionsRejectBadValues(t *testing.T) {
 	for _, c := range []struct {
 		opts  HistoryOptions

@@ -137,6 +137,9 @@ func VerifyStrictSerializable(db kv.Database, seed uint64, opts *HistoryOptions)
 	if err != nil {
 		return Report{Seed: seed}, err
 	}
+	if db == nil {
+		return Report{Seed: seed}, errors.New("kvtest: VerifyStrictSerializable was given a nil kv.Database")
+	}
 	rec := &recorder{db: db, opts: o, seed: seed, prefix: randomPrefix(), start: time.Now()}
 	defer rec.cleanup()
 	ops, rep, err := rec.run()
