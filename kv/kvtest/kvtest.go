@@ -46,6 +46,9 @@ func cases() []testCase {
 // serialize them.
 func Run(t *testing.T, open func(t *testing.T) kv.Database) {
 	t.Helper()
+	if open == nil {
+		t.Fatal("kvtest: Run needs an open function that returns the database to test")
+	}
 	seen := map[string]bool{}
 	for _, c := range cases() {
 		if seen[c.name] {
