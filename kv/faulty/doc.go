@@ -79,6 +79,10 @@
 // (at most the late delay). A late commit runs under its transaction's
 // context, so canceling that context makes it fail (late-not-applied).
 //
+// After Close, CreateTransaction and Commit fail with kv.ErrClosed and no
+// late commit starts; a commit that would have been late is abandoned
+// instead (counted late-not-applied).
+//
 // The caller owns the wrapped database: Close closes it only if
 // Config.CloseInner is set. Do not close it yourself before Wait or Close
 // has returned, since late commits still use it.
