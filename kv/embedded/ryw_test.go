@@ -184,3 +184,32 @@ func TestOwnWritesAddNoReadConflict(t *testing.T) {
 	commitSet(t, db, "n", "\x05")
 	wantCode(t, "read of an atomic op's result", tr.Commit().Err(), kv.CodeNotCommitted)
 }
+
+func TestClearRangeLargeAndSmall(t *testing.T) {
+	// Both ways a ClearRange is applied (point deletes up to pointClearLimit
+	// present keys, a range tombstone beyond) clear exactly the range, and a
+	// Set after the clear in the same transaction survives.
+	for _, n := range []int{10, pointClearLimit + 50} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			db := openMem(t, nil)
+			tr := newTr(t, db)
+			for i := range n {
+				tr.Set([]byte(fmt.Sprintf("k%05d", i)), []byte("v"))
+			}
+			tr.Set([]byte("z"), []byte("outside"))
+			if err := tr.Commit().Err(); err != nil {
+				t.Fatal(err)
+			}
+			tr = newTr(t, db)
+			tr.ClearRange(kv.Range{Begin: []byte("k"), End: []byte("l")})
+			tr.Set([]byte("k00003"), []byte("again"))
+			if err := tr.Commit().Err(); err != nil {
+				t.Fatal(err)
+			}
+			got := newTr(t, db).GetRange(kv.Range{Begin: nil, End: []byte{0xff}}, kv.RangeOptions{}).MustGet()
+			if fmt.Sprintf("%q", got) != `[{"k00003" "again"} {"z" "outside"}]` {
+				t.Fatalf("after ClearRange: %q", got)
+			}
+		})
+	}
+}
