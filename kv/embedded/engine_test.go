@@ -281,6 +281,24 @@ func TestSnapshotReleaseIsTooOld(t *testing.T) {
 	wantCode(t, "read of a released snapshot", err, kv.CodeTransactionTooOld)
 }
 
+func TestIdleReadVersionAgesOut(t *testing.T) {
+	// No commits, so nothing is released: the read still fails once its
+	// version is five seconds old, as in FoundationDB.
+	clk := newStepClock()
+	db := openMem(t, &Options{Clock: clk.Now})
+	tr := newTr(t, db)
+	tr.Get([]byte("k")).MustGet()
+	clk.Step(5*time.Second + time.Millisecond)
+	_, err := tr.Get([]byte("k")).Get()
+	wantCode(t, "read after five idle seconds", err, kv.CodeTransactionTooOld)
+	if err := tr.OnError(err); err != nil {
+		t.Fatalf("OnError(too old): %v", err)
+	}
+	if _, err := tr.Get([]byte("k")).Get(); err != nil {
+		t.Fatalf("read after OnError: %v", err)
+	}
+}
+
 func TestFutureVersion(t *testing.T) {
 	clk := newStepClock()
 	db := openMem(t, &Options{Clock: clk.Now})

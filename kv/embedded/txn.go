@@ -43,7 +43,7 @@ type attempt struct {
 
 	rv    int64
 	hasRV bool
-	snap  *snapshot // state at rv, once a read has needed it
+	read  bool // a read has used rv
 
 	writes   writeMap
 	muts     []mutation
@@ -187,11 +187,10 @@ func (t *transaction) readCheck() error {
 }
 
 // snapshotForRead returns the state at the read version, getting one first
-// if needed.
+// if needed. It asks the database every time, so that a read version that
+// has aged past five seconds fails with transaction_too_old even when its
+// snapshot has not been released yet (an idle database releases nothing).
 func (t *transaction) snapshotForRead() (*snapshot, error) {
-	if t.a.snap != nil {
-		return t.a.snap, nil
-	}
 	if !t.a.hasRV {
 		v, err := t.db.readVersion()
 		if err != nil {
@@ -203,7 +202,7 @@ func (t *transaction) snapshotForRead() (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.a.snap = s
+	t.a.read = true
 	return s, nil
 }
 
@@ -636,7 +635,7 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 }
 
 func (t *transaction) SetReadVersion(v int64) {
-	if t.a.hasRV && t.a.snap != nil {
+	if t.a.hasRV && t.a.read {
 		// FoundationDB rejects this too (read_version_already_set); keep the
 		// version already read at and remember the misuse.
 		if t.a.deferred == nil && v != t.a.rv {
@@ -644,7 +643,7 @@ func (t *transaction) SetReadVersion(v int64) {
 		}
 		return
 	}
-	t.a.rv, t.a.hasRV, t.a.snap = v, true, nil
+	t.a.rv, t.a.hasRV = v, true
 }
 
 // ---- commit ----
