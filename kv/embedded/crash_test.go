@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -75,6 +76,18 @@ func TestCrashRecovery(t *testing.T) {
 		if l, ok := <-lines; !ok || l != crashChildReady {
 			cmd.Wait()
 			t.Fatalf("kill %d: child did not start (%q): %s", kill, l, stderr.String())
+		}
+		if kill == 0 {
+			// While the child holds the directory, this process must be
+			// refused, not allowed to open it a second time.
+			if db, err := Open(dir, nil); !errors.Is(err, ErrLocked) {
+				if err == nil {
+					db.Close()
+				}
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("Open of a directory another process holds: %v, want ErrLocked", err)
+			}
 		}
 		delay := time.Duration(rng.IntN(60)+5) * time.Millisecond
 		timer := time.AfterFunc(delay, func() { cmd.Process.Signal(syscall.SIGKILL) })

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/idemkv/idemkv/kv"
 )
 
@@ -411,6 +413,37 @@ func TestCloseAndOpenErrors(t *testing.T) {
 	}
 	if _, err := OpenMem(&Options{MaxBatchTransactions: -1}); err == nil {
 		t.Fatal("bad option accepted")
+	}
+}
+
+func TestForeignPebbleStores(t *testing.T) {
+	// A Pebble store that is not ours (keys but no marker, or another
+	// marker) is refused and left as it was.
+	for name, key := range map[string][]byte{"no marker": []byte("user-data"), "other marker": metaFormat} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			pdb, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pdb.Set(key, []byte("someone else's"), pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			pdb.Close()
+			if _, err := Open(dir, nil); !errors.Is(err, ErrNotEmbeddedDir) {
+				t.Fatalf("Open: %v, want ErrNotEmbeddedDir", err)
+			}
+			pdb, err = pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pdb.Close()
+			v, closer, err := pdb.Get(key)
+			if err != nil || string(v) != "someone else's" {
+				t.Fatalf("foreign store changed: %q, %v", v, err)
+			}
+			closer.Close()
+		})
 	}
 }
 
