@@ -183,6 +183,10 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 			return struct{}{}, fault
 		})
 	case formLate:
+		// A commit on the wire already carries its read version: fix it
+		// now, so that whatever commits between now and the late landing
+		// is checked for conflicts, as FoundationDB would.
+		inner.GetReadVersion()
 		if db.startLate() {
 			t.handedOff = true
 			t.setInner(deadTxn{fault}, true)
