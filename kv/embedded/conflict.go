@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"sort"
 
 	"github.com/google/btree"
 
@@ -17,9 +18,11 @@ import (
 // Most writes are single keys (Set, Clear, atomic ops), so they are kept
 // apart from true ranges:
 //   - points: the latest version that wrote each key, in a hash map (a point
-//     read checks in O(1)) and in a B-tree by key (a range read scans only
-//     the keys written recently inside it, stopping at the first too-new
-//     one);
+//     read checks in O(1)) and in a B-tree by key; a range read scans the
+//     keys written recently inside it, stopping at the first too-new one,
+//     or, if that would take longer, checks each point write newer than its
+//     read version (the FIFO's tail) against its ranges: O(min(recent keys
+//     in range, writes since rv));
 //   - ranges (ClearRange, versionstamped keys, explicit write conflict
 //     ranges): a list by version, scanned from the newest down to rv.
 //
@@ -143,20 +146,52 @@ func (w *conflictWindow) conflicts(rv int64, reads []kv.Range) bool {
 			}
 		}
 	}
+	// Point writes newer than rv are the FIFO's tail from the first version
+	// above rv.
+	newer := w.fifo[w.head+sort.Search(len(w.fifo)-w.head, func(i int) bool { return w.fifo[w.head+i].version > rv }):]
+	if len(newer) == 0 {
+		return false
+	}
+	var spans []kv.Range
 	for _, rr := range reads {
-		if isPoint(rr) {
-			if v, ok := w.points[string(rr.Begin)]; ok && v > rv {
-				return true
-			}
+		if !isPoint(rr) {
+			spans = append(spans, rr)
 			continue
 		}
-		hit := false
+		if v, ok := w.points[string(rr.Begin)]; ok && v > rv {
+			return true
+		}
+	}
+	if len(spans) == 0 {
+		return false
+	}
+	// A range read either scans the keys written recently inside it (in the
+	// B-tree) or checks each write newer than rv against the spans,
+	// whichever is shorter: the scan gets a budget of len(newer) keys and
+	// the check takes over when it runs out.
+	budget := len(newer)
+	for _, rr := range spans {
+		hit, exhausted := false, false
 		w.byKey.AscendRange(pointVersion{key: string(rr.Begin)}, pointVersion{key: string(rr.End)}, func(p pointVersion) bool {
+			if budget--; budget < 0 {
+				exhausted = true
+				return false
+			}
 			hit = p.version > rv
 			return !hit
 		})
 		if hit {
 			return true
+		}
+		if exhausted {
+			for _, p := range newer {
+				for _, sp := range spans {
+					if p.key >= string(sp.Begin) && p.key < string(sp.End) {
+						return true
+					}
+				}
+			}
+			return false
 		}
 	}
 	return false

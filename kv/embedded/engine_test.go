@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -177,6 +178,67 @@ func TestConflictWindow(t *testing.T) {
 	w.prune(31)
 	if w.conflicts(0, []kv.Range{r("", "\xff")}) || len(w.points) != 0 || w.byKey.Len() != 0 {
 		t.Errorf("window not empty after pruning everything: %d points", len(w.points))
+	}
+}
+
+func TestConflictWindowAgainstModel(t *testing.T) {
+	// The window against the obvious list of (version, range), over seeded
+	// random writes, queries, prunes and dropped groups.
+	seed := testSeed(t)
+	rng := rand.New(rand.NewPCG(seed, 0xc0f1))
+	type rec struct {
+		v int64
+		r kv.Range
+	}
+	var w conflictWindow
+	var model []rec
+	floor := int64(0)
+	key := func() []byte { return []byte{byte('a' + rng.IntN(20))} }
+	rnd := func() kv.Range {
+		if rng.IntN(3) > 0 {
+			return kv.SingleKeyRange(key())
+		}
+		a, b := key(), key()
+		if bytes.Compare(a, b) > 0 {
+			a, b = b, a
+		}
+		return kv.Range{Begin: a, End: append(b, 0)}
+	}
+	for v := int64(1); v <= 3000; v++ {
+		var rs []kv.Range
+		for range rng.IntN(3) {
+			rs = append(rs, rnd())
+		}
+		w.add(v, rs)
+		for _, r := range rs {
+			model = append(model, rec{v, r})
+		}
+		if rng.IntN(50) == 0 { // the group failed
+			w.dropFrom(v)
+			model = slices.DeleteFunc(model, func(x rec) bool { return x.v >= v })
+		}
+		if rng.IntN(20) == 0 {
+			floor = max(floor, v-int64(rng.IntN(200))) // versions only age
+			w.prune(floor)
+		}
+		for range 3 {
+			rv := max(floor, v-int64(rng.IntN(300)))
+			var reads []kv.Range
+			for range 1 + rng.IntN(3) {
+				reads = append(reads, rnd())
+			}
+			want := false
+			for _, x := range model {
+				for _, r := range reads {
+					if x.v > rv && x.v >= floor && bytes.Compare(x.r.Begin, r.End) < 0 && bytes.Compare(r.Begin, x.r.End) < 0 {
+						want = true
+					}
+				}
+			}
+			if got := w.conflicts(rv, reads); got != want {
+				t.Fatalf("version %d: conflicts(%d, %v) = %v, want %v", v, rv, reads, got, want)
+			}
+		}
 	}
 }
 
