@@ -1,0 +1,148 @@
+package cleanup_test
+
+import (
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idemkv/idemkv/kv"
+	"github.com/idemkv/idemkv/kv/embedded"
+	"github.com/idemkv/idemkv/txn"
+)
+
+var (
+	seedFlag  = flag.Uint64("seed", 0, "replay one seed (0: run -cleanup.seeds seeds)")
+	seedsFlag = flag.Int("cleanup.seeds", 40, "how many seeds the randomized janitor tests run")
+	soakFlag  = flag.Duration("cleanup.soak", 2*time.Minute, "simulated duration of the bounded-space soak")
+)
+
+func seeds() []uint64 {
+	if *seedFlag != 0 {
+		return []uint64{*seedFlag}
+	}
+	s := make([]uint64, *seedsFlag)
+	for i := range s {
+		s[i] = uint64(i + 1)
+	}
+	return s
+}
+
+func replay(name string, seed uint64) string {
+	return fmt.Sprintf("seed %d; replay with: go test ./cleanup -run '%s' -seed=%d -v", seed, name, seed)
+}
+
+// clock is a clock a test steps by hand, or runs faster than real time, to
+// age markers without waiting: database versions follow it.
+type clock struct {
+	mu    sync.Mutex
+	base  time.Time
+	off   time.Duration
+	speed float64 // real time's contribution: 0 for a stepped clock
+	start time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.base.Add(c.off + time.Duration(float64(time.Since(c.start))*c.speed))
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+// openClocked opens an in-memory engine whose versions follow a clock
+// running at speed times real time (0: only Advance moves it).
+func openClocked(t testing.TB, speed float64) (*embedded.DB, *clock) {
+	t.Helper()
+	c := &clock{base: time.Unix(1_700_000_000, 0), speed: speed, start: time.Now()}
+	db, err := embedded.OpenMem(&embedded.Options{Clock: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, c
+}
+
+var one = binary.LittleEndian.AppendUint64(nil, 1)
+
+func incr(key []byte) func(kv.Transaction) (struct{}, error) {
+	return func(tr kv.Transaction) (struct{}, error) {
+		tr.Atomic(kv.Add, key, one)
+		return struct{}{}, nil
+	}
+}
+
+// do runs fn in a plain retry loop, for test setup and inspection.
+func do[T any](t testing.TB, db kv.Database, fn func(kv.Transaction) (T, error)) T {
+	t.Helper()
+	v, err := txn.StockTransact(context.Background(), db, fn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func readCount(t testing.TB, db kv.Database, key []byte) int64 {
+	return do(t, db, func(tr kv.Transaction) (int64, error) {
+		b := tr.Get(key).MustGet()
+		if b == nil {
+			return 0, nil
+		}
+		return int64(binary.LittleEndian.Uint64(b)), nil
+	})
+}
+
+// markers returns the IDs of the markers alive under txn's default prefix.
+func markers(t testing.TB, db kv.Database) map[txn.ID]bool {
+	r, _ := kv.PrefixRange(txn.DefaultPrefix)
+	kvs := do(t, db, func(tr kv.Transaction) ([]kv.KeyValue, error) {
+		return tr.Snapshot().GetRange(r, kv.RangeOptions{}).Get()
+	})
+	out := map[txn.ID]bool{}
+	for _, e := range kvs {
+		if id, err := txn.ParseMarkerKey(txn.DefaultPrefix, e.Key); err == nil {
+			out[id] = true
+		}
+	}
+	return out
+}
+
+// hookDB runs before(n) ahead of the n-th commit (from 1) and, if it
+// returns an error, reports that error instead of committing.
+type hookDB struct {
+	kv.Database
+	mu     sync.Mutex
+	n      int
+	before func(n int) error
+}
+
+func (db *hookDB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
+	tr, err := db.Database.CreateTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &hookTx{Transaction: tr, db: db}, nil
+}
+
+type hookTx struct {
+	kv.Transaction
+	db *hookDB
+}
+
+func (t *hookTx) Commit() *kv.Future[struct{}] {
+	t.db.mu.Lock()
+	t.db.n++
+	n := t.db.n
+	t.db.mu.Unlock()
+	if err := t.db.before(n); err != nil {
+		return kv.Failed[struct{}](err)
+	}
+	return t.Transaction.Commit()
+}

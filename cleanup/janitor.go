@@ -1,0 +1,313 @@
+package cleanup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/idemkv/idemkv/kv"
+	"github.com/idemkv/idemkv/txn"
+)
+
+// Errors for errors.Is.
+var (
+	// ErrInvalidOptions is wrapped by every Options validation error.
+	ErrInvalidOptions = errors.New("cleanup: invalid options")
+	// ErrForeignPrefix is returned when the prefix holds keys that are not
+	// markers: it is almost certainly not the prefix the transactions use,
+	// and sweeping it would delete someone's data.
+	ErrForeignPrefix = errors.New("cleanup: the prefix holds keys that are not markers")
+	// ErrClosed is returned by Step, Run and Start after Close.
+	ErrClosed = errors.New("cleanup: janitor is closed")
+)
+
+// Janitor removes markers older than a minimum age, and keyed markers whose
+// age-index entries are due. Any number of janitors, in any number of
+// processes, may sweep the same prefix at once: automatic sweeps never
+// conflict, and keyed sweeps that conflict retry and find less to do.
+type Janitor struct {
+	db  kv.Database
+	cfg config
+
+	// mu guards the fields below it.
+	mu struct {
+		sync.Mutex
+		stats   Stats
+		checked bool // the prefix was found to hold only markers
+		closed  bool
+		cancel  context.CancelFunc // stops the loop Start began
+		done    chan struct{}      // closed when that loop returns
+	}
+}
+
+// Stats is what a Janitor has done so far.
+type Stats struct {
+	Sweeps int64 // Steps that completed
+	Errors int64 // Steps that failed
+	// KeyedRemoved counts keyed markers removed. Automatic markers are
+	// removed by range clears without being read, so they are not counted;
+	// Watermark says how far they are gone.
+	KeyedRemoved int64
+	// Watermark is the version below which this janitor has removed every
+	// automatic marker (other janitors may have gone further).
+	Watermark int64
+	LastSweep time.Duration // the last Step's duration
+	LastError error         // the last Step's error, nil once one succeeds
+}
+
+// StepResult is what one sweep did.
+type StepResult struct {
+	// ReadVersion is the version the sweep read at; Cutoff is ReadVersion
+	// minus the minimum age: every automatic marker below it was removed.
+	ReadVersion, Cutoff int64
+	// KeyedRemoved is the number of keyed markers removed; KeyedMore reports
+	// that due entries remain for the next sweep.
+	KeyedRemoved int
+	KeyedMore    bool
+	Duration     time.Duration
+}
+
+// New returns a janitor for db's markers. It does not sweep until Step, Run
+// or Start.
+func New(db kv.Database, opts *Options) (*Janitor, error) {
+	if db == nil {
+		return nil, errors.New("cleanup: the database is nil")
+	}
+	cfg, err := opts.config()
+	if err != nil {
+		return nil, err
+	}
+	return &Janitor{db: db, cfg: cfg}, nil
+}
+
+// Step does one sweep, now: a deterministic function of the database's
+// state and version, for tests to step and for Run to repeat.
+//
+// Automatic markers cost one transaction whatever their number: for every
+// shard, a range clear of the markers below the cut-off version, and an
+// atomic max of the watermark to the cut-off, with no reads. Keyed markers
+// cost a batch transaction per BatchSize due entries.
+func (j *Janitor) Step(ctx context.Context) (StepResult, error) {
+	start := time.Now()
+	res, err := j.step(ctx)
+	res.Duration = time.Since(start)
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.mu.stats.LastSweep = res.Duration
+	j.mu.stats.LastError = err
+	if err != nil {
+		j.mu.stats.Errors++
+		return res, err
+	}
+	j.mu.stats.Sweeps++
+	j.mu.stats.KeyedRemoved += int64(res.KeyedRemoved)
+	j.mu.stats.Watermark = max(j.mu.stats.Watermark, res.Cutoff)
+	return res, nil
+}
+
+func (j *Janitor) step(ctx context.Context) (StepResult, error) {
+	var res StepResult
+	j.mu.Lock()
+	closed, checked := j.mu.closed, j.mu.checked
+	j.mu.Unlock()
+	if closed {
+		return res, ErrClosed
+	}
+	if !checked {
+		if err := j.checkPrefix(ctx); err != nil {
+			return res, err
+		}
+		j.mu.Lock()
+		j.mu.checked = true
+		j.mu.Unlock()
+	}
+	err := retry(ctx, j.db, func(tr kv.Transaction) error {
+		rv, err := tr.GetReadVersion().Get()
+		if err != nil {
+			return err
+		}
+		res.ReadVersion, res.Cutoff = rv, max(rv-j.cfg.minAge, 0)
+		if res.Cutoff == 0 {
+			return nil // the database is younger than the minimum age
+		}
+		for s := range txn.MaxShards {
+			tr.ClearRange(txn.MarkerRange(j.cfg.prefix, uint8(s), res.Cutoff))
+		}
+		tr.Atomic(kv.Max, txn.WatermarkKey(j.cfg.prefix), txn.EncodeWatermark(res.Cutoff))
+		return tr.Commit().Err()
+	})
+	if err != nil {
+		return res, fmt.Errorf("cleanup: sweeping markers under %q: %w", j.cfg.prefix, err)
+	}
+	for _, k := range j.cfg.keyed {
+		n, more, err := j.sweepKeyed(ctx, k)
+		res.KeyedRemoved += n
+		res.KeyedMore = res.KeyedMore || more
+		if err != nil {
+			return res, fmt.Errorf("cleanup: sweeping keyed index %q: %w", k.Name, err)
+		}
+	}
+	return res, nil
+}
+
+// sweepKeyed removes due entries of one age index, a batch per transaction,
+// for at most maxBatchesPerStep batches.
+func (j *Janitor) sweepKeyed(ctx context.Context, k KeyedIndex) (removed int, more bool, err error) {
+	for range maxBatchesPerStep {
+		var n int
+		err := retry(ctx, j.db, func(tr kv.Transaction) error {
+			n = 0
+			rv, err := tr.GetReadVersion().Get()
+			if err != nil {
+				return err
+			}
+			due := kv.Range{Begin: k.Prefix, End: k.IndexKey(rv+1, nil)}
+			entries, err := tr.GetRange(due, kv.RangeOptions{Limit: j.cfg.batchSize}).Get()
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				if len(e.Key) < len(k.Prefix)+8 {
+					return fmt.Errorf("index entry %q is shorter than its prefix and due version", e.Key)
+				}
+				if err := k.Remove(tr, e.Key[len(k.Prefix)+8:], e.Value); err != nil {
+					return err
+				}
+				tr.Clear(e.Key)
+			}
+			n = len(entries)
+			if n == 0 {
+				return nil
+			}
+			return tr.Commit().Err()
+		})
+		removed += n
+		if err != nil || n < j.cfg.batchSize {
+			return removed, false, err
+		}
+	}
+	return removed, true, nil
+}
+
+// checkPrefix refuses a prefix that holds keys other than markers and the
+// watermark, looking at the first and last keys under it. It runs once per
+// janitor, before its first sweep.
+func (j *Janitor) checkPrefix(ctx context.Context) error {
+	r, err := kv.PrefixRange(j.cfg.prefix)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
+	}
+	wm := txn.WatermarkKey(j.cfg.prefix)
+	return retry(ctx, j.db, func(tr kv.Transaction) error {
+		snap := tr.Snapshot()
+		first := snap.GetRange(r, kv.RangeOptions{Limit: 100})
+		last := snap.GetRange(r, kv.RangeOptions{Limit: 100, Reverse: true})
+		for _, f := range []*kv.Future[[]kv.KeyValue]{first, last} {
+			kvs, err := f.Get()
+			if err != nil {
+				return err
+			}
+			for _, e := range kvs {
+				if bytes.Equal(e.Key, wm) {
+					continue
+				}
+				if _, err := txn.ParseMarkerKey(j.cfg.prefix, e.Key); err != nil || len(e.Value) != 5 {
+					return fmt.Errorf("%w: found %q = %q under %q; is this the prefix your transactions use (txn.Options.Prefix)?", ErrForeignPrefix, e.Key, e.Value, j.cfg.prefix)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Run sweeps every Interval (with jitter) until ctx ends or Close is called,
+// and returns nil on Close, ctx.Err() when ctx ends. A failed sweep is
+// counted in Stats and retried at the next interval; only a foreign prefix
+// stops the loop, with ErrForeignPrefix.
+func (j *Janitor) Run(ctx context.Context) error {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if _, err := j.Step(ctx); errors.Is(err, ErrForeignPrefix) || errors.Is(err, ErrClosed) {
+			if errors.Is(err, ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		// ±10% jitter spreads janitors that started together.
+		t.Reset(j.cfg.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(j.cfg.interval)))
+	}
+}
+
+// Start runs Run in a goroutine until Close. It returns ErrClosed after
+// Close and is a no-op if already started.
+func (j *Janitor) Start() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.mu.closed {
+		return ErrClosed
+	}
+	if j.mu.done != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	j.mu.cancel, j.mu.done = cancel, make(chan struct{})
+	go func(done chan struct{}) {
+		defer close(done)
+		j.Run(ctx)
+	}(j.mu.done)
+	return nil
+}
+
+// Close stops the loop Start began, waits for it, and makes later Steps
+// fail with ErrClosed. It does not close the database. It may be called
+// more than once.
+func (j *Janitor) Close() error {
+	j.mu.Lock()
+	j.mu.closed = true
+	cancel, done := j.mu.cancel, j.mu.done
+	j.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// Stats returns what the janitor has done so far.
+func (j *Janitor) Stats() Stats {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.mu.stats
+}
+
+// retry runs fn in FoundationDB's retry loop. Every janitor transaction is
+// idempotent — range clears, an atomic max, conditional removals — so
+// retrying maybe-committed errors through OnError is safe here.
+func retry(ctx context.Context, db kv.Database, fn func(kv.Transaction) error) error {
+	tr, err := db.CreateTransaction(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		err := fn(tr)
+		if err == nil {
+			return nil
+		}
+		if _, ok := kv.ErrorCode(err); !ok {
+			return err
+		}
+		if err := tr.OnError(err); err != nil {
+			return err
+		}
+	}
+}
