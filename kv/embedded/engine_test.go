@@ -712,3 +712,23 @@ func TestCloseUnderLoadLosesNoAcknowledgedCommit(t *testing.T) {
 	}
 	t.Logf("%d acknowledged commits survived Close", len(acked))
 }
+
+func TestCancelFromAnotherGoroutine(t *testing.T) {
+	db := openMem(t, nil)
+	tr := newTr(t, db)
+	tr.Options().SetMaxRetryDelay(time.Hour)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.Cancel()
+	}()
+	var err error
+	for err == nil {
+		_, err = tr.Get([]byte("k")).Get()
+	}
+	<-done
+	wantCode(t, "read after a concurrent Cancel", err, kv.CodeTransactionCancelled)
+	// OnError's backoff is abandoned for a canceled transaction.
+	wantCode(t, "OnError of a canceled transaction", tr.OnError(kv.NewError(kv.CodeNotCommitted)), kv.CodeTransactionCancelled)
+	wantCode(t, "commit of a canceled transaction", tr.Commit().Err(), kv.CodeTransactionCancelled)
+}
