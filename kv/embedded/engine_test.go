@@ -732,3 +732,67 @@ func TestCancelFromAnotherGoroutine(t *testing.T) {
 	wantCode(t, "OnError of a canceled transaction", tr.OnError(kv.NewError(kv.CodeNotCommitted)), kv.CodeTransactionCancelled)
 	wantCode(t, "commit of a canceled transaction", tr.Commit().Err(), kv.CodeTransactionCancelled)
 }
+
+func TestNoSyncStillPersistsOnClose(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(dir, &Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitSet(t, db, "k", "v")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v := newTr(t, db).Get([]byte("k")).MustGet(); string(v) != "v" {
+		t.Fatalf("NoSync commit lost across a clean Close: %q", v)
+	}
+}
+
+func TestSystemKeys(t *testing.T) {
+	db := openMem(t, nil)
+	sys := []byte("\xff/meta")
+	tr := newTr(t, db)
+	_, err := tr.Get(sys).Get()
+	wantCode(t, "Get of a system key without options", err, kv.CodeKeyOutsideLegalRange)
+	_, err = tr.GetRange(kv.Range{Begin: []byte("a"), End: []byte("\xff\x01")}, kv.RangeOptions{}).Get()
+	wantCode(t, "GetRange into the system keyspace", err, kv.CodeKeyOutsideLegalRange)
+	if _, err := tr.GetRange(kv.Range{Begin: []byte("a"), End: []byte("\xff")}, kv.RangeOptions{}).Get(); err != nil {
+		t.Fatalf("GetRange up to \\xff: %v", err)
+	}
+	wantCode(t, "AddWriteConflictRange into the system keyspace",
+		tr.AddWriteConflictRange(kv.Range{Begin: sys, End: kv.KeyAfter(sys)}), kv.CodeKeyOutsideLegalRange)
+	wantCode(t, "inverted AddReadConflictRange",
+		tr.AddReadConflictRange(kv.Range{Begin: []byte("b"), End: []byte("a")}), kv.CodeInvertedRange)
+
+	w := newTr(t, db)
+	w.Options().SetAccessSystemKeys()
+	w.Set(sys, []byte("v"))
+	if err := w.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := newTr(t, db)
+	r.Options().SetReadSystemKeys()
+	if v := r.Get(sys).MustGet(); string(v) != "v" {
+		t.Fatalf("system key read back %q", v)
+	}
+	r.Set([]byte("\xffx"), []byte("v")) // read-only access: writing is refused
+	wantCode(t, "write with only SetReadSystemKeys", r.Commit().Err(), kv.CodeKeyOutsideLegalRange)
+	// User keys never collide with engine metadata, whatever their bytes.
+	u := newTr(t, db)
+	u.Set(metaVersion, []byte("user"))
+	u.Set(metaFormat, []byte("user"))
+	if err := u.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v := newTr(t, db).Get(metaFormat).MustGet(); string(v) != "user" {
+		t.Fatalf("user key %q = %q", metaFormat, v)
+	}
+	if base, err := checkFormat(db.pdb); err != nil || base <= 0 {
+		t.Fatalf("metadata disturbed by user keys: version %d, %v", base, err)
+	}
+}
