@@ -128,7 +128,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 	}
 
 	if len(accepted) > 0 {
-		b.Set(metaVersion, encodeVersion(cv), nil)
+		b.Set(metaVersion, encodeVersion(cv, db.opts.Clock()), nil)
 		if err := db.pdb.Apply(b, db.sync); err != nil {
 			// The batch may or may not be in the WAL.
 			db.failGroup(group, &kv.Error{Code: kv.CodeCommitUnknownResult, Cause: err}, cv)

@@ -30,8 +30,9 @@ const (
 var (
 	// metaFormat holds formatMarker; a directory without it is not ours.
 	metaFormat = []byte("mformat")
-	// metaVersion holds the last commit version, big-endian, written in
-	// every commit batch so that versions continue above it on reopen.
+	// metaVersion holds the last commit version and its clock time (see
+	// encodeVersion), written in every commit batch so that versions
+	// continue above it on reopen.
 	metaVersion  = []byte("mversion")
 	formatMarker = []byte("idemkv-embedded-v1")
 )
@@ -159,10 +160,19 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 		}
 		return nil, err
 	}
-	base, err := checkFormat(pdb)
+	last, wall, err := checkFormat(pdb, o.Clock())
 	if err != nil {
 		pdb.Close()
 		return nil, err
+	}
+	// Continue the version timeline from the last commit: its version plus
+	// the clock time elapsed since it. Read versions handed out while the
+	// database sat idle before a restart were clock-based too, so versions
+	// never go back across a restart (unless the clock itself did).
+	start := o.Clock()
+	base := last
+	if el := start.Sub(wall); !wall.IsZero() && el > 0 {
+		base += int64(el / (time.Second / kv.VersionsPerSecond))
 	}
 	db := &DB{
 		pdb:        pdb,
@@ -171,19 +181,20 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 		reqs:       make(chan *commitReq),
 		closing:    make(chan struct{}),
 		stopped:    make(chan struct{}),
-		clockStart: o.Clock(),
+		clockStart: start,
 		clockBase:  base + 1,
 	}
 	db.mu.lastClock = base
 	db.mu.maxRead = base
-	db.mu.snaps = []*snapshot{{version: base, ps: pdb.NewSnapshot()}}
+	db.mu.snaps = []*snapshot{{version: last, ps: pdb.NewSnapshot()}}
 	go db.committer()
 	return db, nil
 }
 
 // checkFormat verifies (or, on an empty store, writes) the format marker and
-// returns the last committed version.
-func checkFormat(pdb *pebble.DB) (int64, error) {
+// returns the last committed version and the clock time it was written at
+// (zero if unknown); now stamps a fresh store.
+func checkFormat(pdb *pebble.DB, now time.Time) (int64, time.Time, error) {
 	v, closer, err := pdb.Get(metaFormat)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -191,42 +202,48 @@ func checkFormat(pdb *pebble.DB) (int64, error) {
 		// before writing the marker); a store with any key is foreign.
 		it, err := pdb.NewIter(nil)
 		if err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		any := it.First()
 		it.Close()
 		if any {
-			return 0, fmt.Errorf("%w: Pebble store without the idemkv format marker", ErrNotEmbeddedDir)
+			return 0, time.Time{}, fmt.Errorf("%w: Pebble store without the idemkv format marker", ErrNotEmbeddedDir)
 		}
 		b := pdb.NewBatch()
 		b.Set(metaFormat, formatMarker, nil)
-		b.Set(metaVersion, encodeVersion(0), nil)
+		b.Set(metaVersion, encodeVersion(0, now), nil)
 		if err := pdb.Apply(b, pebble.Sync); err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
-		return 0, nil
+		return 0, now, nil
 	case err != nil:
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	ok := bytes.Equal(v, formatMarker)
 	got := string(v)
 	closer.Close()
 	if !ok {
-		return 0, fmt.Errorf("%w: unknown format marker %q (want %q)", ErrNotEmbeddedDir, got, formatMarker)
+		return 0, time.Time{}, fmt.Errorf("%w: unknown format marker %q (want %q)", ErrNotEmbeddedDir, got, formatMarker)
 	}
 	v, closer, err = pdb.Get(metaVersion)
 	if err != nil {
-		return 0, fmt.Errorf("%w: missing version record: %v", ErrNotEmbeddedDir, err)
+		return 0, time.Time{}, fmt.Errorf("%w: missing version record: %v", ErrNotEmbeddedDir, err)
 	}
 	defer closer.Close()
-	if len(v) != 8 {
-		return 0, fmt.Errorf("%w: corrupt version record of %d bytes", ErrNotEmbeddedDir, len(v))
+	switch len(v) {
+	case 8: // written before the clock time was recorded
+		return int64(binary.BigEndian.Uint64(v)), time.Time{}, nil
+	case 16:
+		return int64(binary.BigEndian.Uint64(v)), time.Unix(0, int64(binary.BigEndian.Uint64(v[8:]))), nil
 	}
-	return int64(binary.BigEndian.Uint64(v)), nil
+	return 0, time.Time{}, fmt.Errorf("%w: corrupt version record of %d bytes", ErrNotEmbeddedDir, len(v))
 }
 
-func encodeVersion(v int64) []byte {
-	return binary.BigEndian.AppendUint64(nil, uint64(v))
+// encodeVersion is the version record: the last commit version and the
+// clock time it was committed at (Unix nanoseconds), both big-endian.
+func encodeVersion(v int64, at time.Time) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(v))
+	return binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
 }
 
 // isLockErr reports whether Pebble failed to take its LOCK file: held by

@@ -130,6 +130,34 @@ func TestReopenContinuesAboveLastVersion(t *testing.T) {
 	}
 }
 
+func TestIdleVersionsSurviveRestart(t *testing.T) {
+	// Read versions handed out while idle (no commit persists them) must
+	// still be below every version after a restart: the timeline continues
+	// from the last commit's clock time.
+	dir := t.TempDir()
+	clk := newStepClock()
+	db, err := Open(dir, &Options{Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitSet(t, db, "k", "v")
+	clk.Step(10 * time.Second)
+	idle := newTr(t, db).GetReadVersion().MustGet()
+	db.Close()
+	clk.Step(time.Second)
+	db, err = Open(dir, &Options{Clock: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if rv := newTr(t, db).GetReadVersion().MustGet(); rv <= idle {
+		t.Fatalf("read version %d after restart is not above %d handed out before it", rv, idle)
+	}
+	if cv := commitSet(t, db, "k", "w"); cv <= idle {
+		t.Fatalf("commit version %d after restart is not above %d", cv, idle)
+	}
+}
+
 func TestConflictWindow(t *testing.T) {
 	r := func(b, e string) kv.Range { return kv.Range{Begin: []byte(b), End: []byte(e)} }
 	pt := func(k string) kv.Range { return kv.SingleKeyRange([]byte(k)) }
@@ -792,7 +820,7 @@ func TestSystemKeys(t *testing.T) {
 	if v := newTr(t, db).Get(metaFormat).MustGet(); string(v) != "user" {
 		t.Fatalf("user key %q = %q", metaFormat, v)
 	}
-	if base, err := checkFormat(db.pdb); err != nil || base <= 0 {
+	if base, _, err := checkFormat(db.pdb, time.Now()); err != nil || base <= 0 {
 		t.Fatalf("metadata disturbed by user keys: version %d, %v", base, err)
 	}
 }
