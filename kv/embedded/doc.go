@@ -30,8 +30,12 @@
 // # Versions
 //
 // Versions advance kv.VersionsPerSecond with the clock (Options.Clock, for
-// tests) from one above the last persisted commit version, so they keep
-// increasing across restarts, and never go backwards even if the clock does.
+// tests) and never go backwards even if the clock does. Every commit batch
+// records its version and clock time; a reopened database continues the
+// timeline from there (last version plus the clock time elapsed since), so
+// versions keep increasing across restarts, above even the read versions
+// handed out while it sat idle before the restart (as long as the clock did
+// not go back across the restart).
 // A read version (GetReadVersion) is the clock's version, but never at or
 // above a commit group that is being applied and never below the published
 // state: idle, it advances with the clock; busy, it is the latest published
