@@ -129,6 +129,9 @@ func (db *DB) commitGroup(group []*commitReq) {
 
 	if len(accepted) > 0 {
 		b.Set(metaVersion, encodeVersion(cv, db.opts.Clock()), nil)
+		if db.testHookBeforeApply != nil {
+			db.testHookBeforeApply()
+		}
 		if err := db.pdb.Apply(b, db.sync); err != nil {
 			// The batch may or may not be in the WAL.
 			db.failGroup(group, &kv.Error{Code: kv.CodeCommitUnknownResult, Cause: err}, cv)

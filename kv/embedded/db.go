@@ -89,6 +89,10 @@ type DB struct {
 	// goroutine touches it.
 	window conflictWindow
 
+	// testHookBeforeApply, set by tests before any commit, runs in the
+	// committer before each batch is applied (to hold a group open).
+	testHookBeforeApply func()
+
 	stats struct {
 		batches atomic.Int64 // Pebble batches applied by the committer
 		commits atomic.Int64 // transactions committed through them
