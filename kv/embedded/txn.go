@@ -232,6 +232,13 @@ func (t *transaction) commit() error {
 	}
 	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, size: t.a.size, done: make(chan struct{})}
 	if len(t.a.reads) > 0 && t.a.hasRV {
+		if !t.a.read {
+			// Only explicit read conflict ranges at a version from
+			// SetReadVersion: check it as a read would have.
+			if _, err := t.db.snapshotAt(t.a.rv); err != nil {
+				return t.failStamp(t.readErr(err))
+			}
+		}
 		req.reads, req.rv = t.a.reads, t.a.rv
 	}
 	t.a.committing = true
