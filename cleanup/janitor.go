@@ -134,7 +134,7 @@ func (j *Janitor) step(ctx context.Context) (StepResult, error) {
 		if res.Cutoff == 0 {
 			return nil // the database is younger than the minimum age
 		}
-		for s := range txn.MaxShards {
+		for s := range j.cfg.shards {
 			tr.ClearRange(txn.MarkerRange(j.cfg.prefix, uint8(s), res.Cutoff))
 		}
 		tr.Atomic(kv.Max, txn.WatermarkKey(j.cfg.prefix), txn.EncodeWatermark(res.Cutoff))

@@ -39,6 +39,11 @@ type Options struct {
 	// Default txn.DefaultPrefix. The janitor refuses a prefix under which
 	// it finds keys that are not markers.
 	Prefix []byte
+	// Shards is how many marker shards to sweep: the largest
+	// txn.Options.Shards your transactions have ever used (markers in a
+	// shard beyond it would never be removed). Default txn.DefaultShards;
+	// 1 to txn.MaxShards. A sweep costs one range clear per shard.
+	Shards int
 	// MinAge is how old a marker must be, measured in database versions
 	// (kv.VersionsPerSecond a second of this duration), before it may be
 	// removed. Calls and the Resolve of their IDs must finish within it.
@@ -84,6 +89,7 @@ func (k KeyedIndex) IndexKey(due int64, ref []byte) []byte {
 // config is Options with defaults applied and checked.
 type config struct {
 	prefix    []byte
+	shards    int
 	minAge    int64 // in versions
 	interval  time.Duration
 	batchSize int
@@ -97,6 +103,9 @@ func (o *Options) config() (config, error) {
 	}
 	if opts.Prefix == nil {
 		opts.Prefix = txn.DefaultPrefix
+	}
+	if opts.Shards == 0 {
+		opts.Shards = txn.DefaultShards
 	}
 	if opts.MinAge == 0 {
 		opts.MinAge = DefaultMinAge
@@ -112,6 +121,8 @@ func (o *Options) config() (config, error) {
 		return config{}, fmt.Errorf("%w: Prefix is empty; leave it nil for txn's default or give the prefix your transactions use", ErrInvalidOptions)
 	case opts.Prefix[0] == kv.SystemPrefix:
 		return config{}, fmt.Errorf("%w: Prefix %q begins with 0xff, FoundationDB's system keyspace, where no markers can be", ErrInvalidOptions, opts.Prefix)
+	case opts.Shards < 1 || opts.Shards > txn.MaxShards:
+		return config{}, fmt.Errorf("%w: Shards is %d; it must be 1 to %d (the largest txn.Options.Shards in use)", ErrInvalidOptions, opts.Shards, txn.MaxShards)
 	case opts.MinAge < MinMinAge:
 		return config{}, fmt.Errorf("%w: MinAge is %v; it must be at least %v (twice FoundationDB's five-second transaction lifetime), and longer than your calls plus their Resolve", ErrInvalidOptions, opts.MinAge, MinMinAge)
 	case opts.Interval < 0:
@@ -131,6 +142,7 @@ func (o *Options) config() (config, error) {
 	}
 	return config{
 		prefix:    bytes.Clone(opts.Prefix),
+		shards:    opts.Shards,
 		minAge:    int64(opts.MinAge / time.Microsecond * (kv.VersionsPerSecond / 1_000_000)),
 		interval:  opts.Interval,
 		batchSize: opts.BatchSize,

@@ -1,0 +1,53 @@
+// Package cleanup removes idempotency markers that are old enough to be
+// forgotten, cheaply and without ever making a duplicate possible.
+//
+// Every txn.Transact call leaves one marker; FoundationDB's own manual notes
+// that the pattern "will slowly leak space" unless they are removed. A
+// Janitor removes them in bulk, off the commit path.
+//
+// # What a sweep does
+//
+// Markers sort by database version within each shard, so one transaction
+// removes every marker older than the minimum age, whatever their number:
+// a range clear per shard below the cut-off version (read version minus the
+// minimum age) and an atomic max of the watermark to that cut-off. It reads
+// no markers. Keyed markers (package idemkv's) are removed through their age
+// index, BatchSize entries per transaction, and only when the marker is
+// still the one its entry was written for.
+//
+// # Why it can never cause a duplicate
+//
+// The watermark is advanced in the same transaction as the range clear.
+// After an ambiguous commit, txn reads a call's marker; if it is absent and
+// the watermark is past the marker's version, the marker may have been
+// removed, so txn reports txn.ErrOutcomeLost instead of running the function
+// again. A range clear that races with an attempt still in flight writes the
+// attempt's marker key, so that attempt conflicts. Removing a marker early
+// can therefore cost an answer ("outcome lost"), never a second commit. The
+// minimum age — ten minutes by default, never under ten seconds — keeps even
+// that from happening to calls that finish, and are resolved, in time.
+//
+// Versions, not wall clocks: ages are measured in database versions (about
+// 1,000,000 a second), the cluster's clock, so no client's clock skew can
+// make a janitor remove a marker early.
+//
+// # Many janitors
+//
+// Every process may run a janitor; no leader is needed. Automatic sweeps
+// write without reading, and the watermark only moves up (atomic max), so
+// concurrent sweeps never conflict. Keyed sweeps that collide conflict and
+// retry, finding the work done.
+//
+// # Safety against misconfiguration
+//
+// Before its first sweep a janitor looks at the first and last keys under
+// its prefix and refuses (ErrForeignPrefix) if any is not a marker: a prefix
+// that holds someone's data is never swept.
+//
+// # Running it
+//
+// Step does one sweep now, a deterministic function of the database's state
+// and version, for tests to step. Run repeats it every Interval until its
+// context ends or Close; Start runs Run in a goroutine that Close stops.
+// Package idemkv starts one with every Store.
+package cleanup
