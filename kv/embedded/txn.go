@@ -231,7 +231,16 @@ func (t *transaction) commit() error {
 		return nil
 	}
 	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, size: t.a.size, done: make(chan struct{})}
-	if len(t.a.reads) > 0 && t.a.hasRV {
+	if len(t.a.reads) > 0 && !t.a.hasRV {
+		// Only explicit read conflict ranges and no read version yet: get
+		// one now, as FoundationDB's client does before committing.
+		v, err := t.db.readVersion()
+		if err != nil {
+			return t.failStamp(err)
+		}
+		t.a.rv, t.a.hasRV, t.a.read = v, true, true
+	}
+	if len(t.a.reads) > 0 {
 		if !t.a.read {
 			// Only explicit read conflict ranges at a version from
 			// SetReadVersion: check it as a read would have.
