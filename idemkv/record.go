@@ -1,0 +1,157 @@
+package idemkv
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/idemkv/idemkv/cleanup"
+	"github.com/idemkv/idemkv/kv"
+)
+
+// Limits on keyed requests.
+const (
+	// MaxKeyLen is the longest key (and counter name), in bytes.
+	MaxKeyLen = 255
+	// MaxResultSize is the largest encoded result (or Final error) Do
+	// stores: with the record's header it stays under FoundationDB's
+	// 100,000-byte value limit.
+	MaxResultSize = 90_000
+	// MaxPayloadSize bounds Do's payload. The payload is only hashed
+	// (SHA-256), never stored; the bound catches a caller passing the
+	// wrong buffer.
+	MaxPayloadSize = 64 << 20
+)
+
+// keyspace lays out idemkv's keys under the store's prefix P:
+//
+//	P "tx/" ...                 txn markers and watermark (txn, cleanup)
+//	P "c/" name                 plain counter
+//	P "s/" len(name) name shard sharded counter shard (len is one byte)
+//	P "k/" key                  keyed request record
+//	P "a/" due(8, big-endian) key  age-index entry, value = record token
+//
+// Every family has its own two-byte tag, so no family's keys can be a
+// prefix of another's.
+type keyspace struct {
+	counters, shards, records, index []byte
+	idx                              cleanup.KeyedIndex
+}
+
+func newKeyspace(prefix []byte) keyspace {
+	sub := func(tag string) []byte { return append(bytes.Clone(prefix), tag...) }
+	k := keyspace{counters: sub("c/"), shards: sub("s/"), records: sub("k/"), index: sub("a/")}
+	k.idx = cleanup.KeyedIndex{Name: "idemkv keyed requests", Prefix: k.index}
+	return k
+}
+
+func (k *keyspace) counterKey(name string) []byte { return append(bytes.Clone(k.counters), name...) }
+
+func (k *keyspace) shardPrefix(name string) []byte {
+	p := append(bytes.Clone(k.shards), byte(len(name)))
+	return append(p, name...)
+}
+
+func (k *keyspace) recordKey(key string) []byte { return append(bytes.Clone(k.records), key...) }
+
+func (k *keyspace) indexKey(due int64, key string) []byte { return k.idx.IndexKey(due, []byte(key)) }
+
+// remove is the age index's cleanup.KeyedIndex.Remove: it clears the
+// record only if it is still the one the entry was written for. A record
+// claimed again since (takeover, or a new claim after removal) has another
+// token and its own entry.
+func (k *keyspace) remove(tr kv.Transaction, ref, token []byte) error {
+	rk := append(bytes.Clone(k.records), ref...)
+	val, err := tr.Get(rk).Get()
+	if err != nil || val == nil {
+		return err
+	}
+	rec, err := decodeRecord(val)
+	if err != nil {
+		// Not ours to judge: leave it, drop the entry.
+		return nil
+	}
+	if len(token) == 8 && rec.token == binary.BigEndian.Uint64(token) {
+		tr.Clear(rk)
+	}
+	return nil
+}
+
+// Record statuses.
+const (
+	statusInProgress byte = 1
+	statusCompleted  byte = 2
+)
+
+// Result kinds of a completed record.
+const (
+	resultValue byte = 1
+	resultError byte = 2 // a Final error, as a JSON *StoredError
+)
+
+const (
+	recordFormat = 1
+	recordHeader = 1 + 1 + 8 + 8 + 8 + sha256.Size + 1
+)
+
+// record is a keyed request's stored state. Versions are database
+// versions, not wall-clock times: they are the cluster's, so no client's
+// clock skew can expire a lease early or keep a record forever.
+type record struct {
+	status byte
+	// token is the fencing token: the read version of the claim that wrote
+	// the record. Every takeover reads after the previous claim committed,
+	// so tokens of one key only grow.
+	token uint64
+	// leaseUntil is the version at which an in-progress claim expires.
+	leaseUntil int64
+	// due is the version of the record's age-index entry.
+	due         int64
+	fingerprint [sha256.Size]byte
+	kind        byte
+	result      []byte
+}
+
+// encodeRecord lays a record out as: format, status, token, leaseUntil,
+// due (8 bytes each, big-endian), fingerprint, kind, result.
+func (r *record) encode() []byte {
+	b := make([]byte, 0, recordHeader+len(r.result))
+	b = append(b, recordFormat, r.status)
+	b = binary.BigEndian.AppendUint64(b, r.token)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.leaseUntil))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.due))
+	b = append(b, r.fingerprint[:]...)
+	b = append(b, r.kind)
+	return append(b, r.result...)
+}
+
+func decodeRecord(b []byte) (record, error) {
+	var r record
+	if len(b) < recordHeader || b[0] != recordFormat {
+		return r, fmt.Errorf("idemkv: corrupt keyed record (%d bytes, format %d)", len(b), firstByte(b))
+	}
+	r.status = b[1]
+	r.token = binary.BigEndian.Uint64(b[2:])
+	r.leaseUntil = int64(binary.BigEndian.Uint64(b[10:]))
+	r.due = int64(binary.BigEndian.Uint64(b[18:]))
+	copy(r.fingerprint[:], b[26:])
+	r.kind = b[26+sha256.Size]
+	r.result = b[recordHeader:]
+	if r.status != statusInProgress && r.status != statusCompleted {
+		return r, fmt.Errorf("idemkv: corrupt keyed record (status %d)", r.status)
+	}
+	return r, nil
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}
+
+// versions converts a duration to database versions.
+func versions(d interface{ Microseconds() int64 }) int64 {
+	return d.Microseconds() * (kv.VersionsPerSecond / 1_000_000)
+}
