@@ -827,3 +827,33 @@ func TestSystemKeys(t *testing.T) {
 		t.Fatalf("metadata disturbed by user keys: version %d, %v", base, err)
 	}
 }
+
+func TestCommitTimeoutInFlightMayStillCommit(t *testing.T) {
+	// The committer is held inside the group's apply; the commit's timeout
+	// fires meanwhile and reports transaction_timed_out, yet the commit
+	// lands once the committer goes on: FoundationDB's maybe-committed
+	// timeout, which package txn resolves.
+	db := openMem(t, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	db.testHookBeforeApply = func() {
+		close(entered)
+		<-release
+	}
+	tr := newTr(t, db)
+	tr.Options().SetTimeout(50 * time.Millisecond)
+	tr.Set([]byte("k"), []byte("v"))
+	errc := make(chan error, 1)
+	go func() { errc <- tr.Commit().Err() }()
+	<-entered
+	err := <-errc
+	wantCode(t, "commit timed out in flight", err, kv.CodeTransactionTimedOut)
+	db.testHookBeforeApply = nil // the committer reads it again only for the next group
+	close(release)
+	var v []byte
+	for v == nil { // the group publishes right after release
+		v = newTr(t, db).Get([]byte("k")).MustGet()
+	}
+	if string(v) != "v" {
+		t.Fatalf("got %q", v)
+	}
+}

@@ -132,7 +132,7 @@ func (t *transaction) live() error {
 		return ctxError(err)
 	}
 	if t.timeout > 0 && time.Since(t.start) >= t.timeout {
-		return kv.Errorf(kv.CodeTransactionTimedOut, "timeout of %v passed", t.timeout)
+		return t.timedOut()
 	}
 	return nil
 }
@@ -144,6 +144,20 @@ func ctxError(err error) error {
 	return &kv.Error{Code: kv.CodeTransactionCancelled, Cause: err}
 }
 
+// timeoutTimer returns a channel that fires when the transaction's timeout
+// passes (nil, never firing, without one) and a func to stop it.
+func (t *transaction) timeoutTimer() (<-chan time.Time, func()) {
+	if t.timeout <= 0 {
+		return nil, func() {}
+	}
+	tm := time.NewTimer(t.timeout - time.Since(t.start))
+	return tm.C, func() { tm.Stop() }
+}
+
+func (t *transaction) timedOut() error {
+	return kv.Errorf(kv.CodeTransactionTimedOut, "timeout of %v passed", t.timeout)
+}
+
 // wait blocks until ch is closed or the transaction is interrupted, and
 // returns the interruption's error. untilClose also gives up when the
 // database closes; a commit the committer has received does not (the
@@ -153,12 +167,8 @@ func (t *transaction) wait(ch <-chan struct{}, untilClose bool) error {
 	if untilClose {
 		closing = t.db.closing
 	}
-	var timer <-chan time.Time
-	if t.timeout > 0 {
-		tm := time.NewTimer(t.timeout - time.Since(t.start))
-		defer tm.Stop()
-		timer = tm.C
-	}
+	timer, stop := t.timeoutTimer()
+	defer stop()
 	select {
 	case <-ch:
 		return nil
@@ -167,7 +177,7 @@ func (t *transaction) wait(ch <-chan struct{}, untilClose bool) error {
 	case <-t.ctx.Done():
 		return ctxError(t.ctx.Err())
 	case <-timer:
-		return kv.Errorf(kv.CodeTransactionTimedOut, "timeout of %v passed", t.timeout)
+		return t.timedOut()
 	case <-closing:
 		return errClosed("transaction")
 	}
@@ -253,6 +263,8 @@ func (t *transaction) commit() error {
 	t.a.committing = true
 	defer func() { t.a.committing = false }()
 
+	timer, stop := t.timeoutTimer()
+	defer stop()
 	select {
 	case t.db.reqs <- req:
 	case <-t.db.closing:
@@ -261,6 +273,8 @@ func (t *transaction) commit() error {
 		return t.failStamp(kv.NewError(kv.CodeTransactionCancelled))
 	case <-t.ctx.Done():
 		return t.failStamp(ctxError(t.ctx.Err()))
+	case <-timer:
+		return t.failStamp(t.timedOut())
 	}
 	if err := t.wait(req.done, false); err != nil {
 		// The commit is queued or in flight and may still land: the
