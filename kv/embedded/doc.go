@@ -18,7 +18,9 @@
 // cores, ext4 on a virtual disk): fdatasync ~9,900/s; Pebble synced batches
 // ~6,300/s from one goroutine and ~46,000/s from 16; the durable engine
 // ~5,300 commits/s from one committer (85% of Pebble) and ~34,000/s from 16
-// (74%, ~7.7 commits per fsync); in memory ~86,000-92,000/s.
+// (74%, ~7.7 commits per fsync; 103% in another run); in memory
+// ~75,000-92,000/s. The VM is shared, so single runs vary by up to 2x;
+// compare ratios within one run.
 //
 // # Layout
 //
