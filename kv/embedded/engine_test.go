@@ -597,6 +597,7 @@ func TestOnErrorRetryLimitAndPersistence(t *testing.T) {
 	if err := tr.OnError(retry); !errors.Is(err, kv.ErrNotCommitted) {
 		t.Fatalf("third retry with limit 2: %v", err)
 	}
+	wantCode(t, "OnError(nil)", tr.OnError(nil), kv.CodeClientInvalidOperation)
 	if err := tr.OnError(kv.NewError(kv.CodeKeyTooLarge)); !errors.Is(err, kv.ErrKeyTooLarge) {
 		t.Fatalf("non-retryable passed through as %v", err)
 	}

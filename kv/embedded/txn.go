@@ -314,6 +314,11 @@ func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
 // ---- retries, reset, cancel ----
 
 func (t *transaction) OnError(err error) error {
+	if err == nil {
+		// nil would tell the caller's loop to retry a transaction that did
+		// not fail.
+		return kv.Errorf(kv.CodeClientInvalidOperation, "OnError(nil): pass the error the transaction returned")
+	}
 	if !kv.IsRetryable(err) {
 		return err
 	}
