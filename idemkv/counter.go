@@ -35,6 +35,9 @@ type Counter struct {
 // use ShardedCounter. A bad name makes every method fail.
 func (s *Store) Counter(name string) *Counter {
 	c := &Counter{s: s, name: name, err: keyError("counter name", name)}
+	if s == nil {
+		c.err = ErrNilStore
+	}
 	if c.err == nil {
 		c.key = s.keyed.counterKey(name)
 	}
@@ -49,6 +52,9 @@ func (s *Store) Counter(name string) *Counter {
 // counter and a plain counter of the same name are different counters.
 func (s *Store) ShardedCounter(name string, shards int) *Counter {
 	c := &Counter{s: s, name: name, shards: shards, err: keyError("counter name", name)}
+	if s == nil {
+		c.err = ErrNilStore
+	}
 	if c.err == nil && (shards < 1 || shards > MaxCounterShards) {
 		c.err = fmt.Errorf("%w: ShardedCounter(%q, %d): shards must be 1 to %d", ErrInvalidOptions, name, shards, MaxCounterShards)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -187,6 +189,7 @@ type Store struct {
 //   - "mem:" — the embedded engine in memory, lost on Close;
 //   - "file:/abs/dir", "file:rel/dir", "file:///abs/dir" or a plain path —
 //     the embedded engine, durable in that directory (created if needed);
+//     "file:" alone means DefaultDir();
 //   - "fdb:" (the default cluster file) or "fdb:/etc/foundationdb/fdb.cluster"
 //     — a FoundationDB cluster via kv/fdbkv; without -tags fdb this fails
 //     with fdbkv.ErrNoFoundationDB, which says what to install.
@@ -255,7 +258,7 @@ func openURI(uri string, cfg *config) (kv.Database, error) {
 	case "file":
 		dir := strings.TrimPrefix(rest, "//")
 		if dir == "" {
-			return nil, fmt.Errorf("idemkv: open %q: no directory after \"file:\"", uri)
+			dir = DefaultDir()
 		}
 		return openDir(dir, cfg)
 	case "fdb":
@@ -267,6 +270,11 @@ func openURI(uri string, cfg *config) (kv.Database, error) {
 	}
 	return nil, fmt.Errorf("%w %q in %q; use \"mem:\", \"file:DIR\" (or a plain directory path) or \"fdb:[CLUSTER_FILE]\"", ErrUnknownScheme, scheme+":", uri)
 }
+
+// DefaultDir is the directory "file:" opens: idemkv under the system's
+// temporary directory, for examples and experiments. One process at a time
+// may hold it. Give a directory of your own for data that matters.
+func DefaultDir() string { return filepath.Join(os.TempDir(), "idemkv") }
 
 func openDir(dir string, cfg *config) (kv.Database, error) {
 	db, err := embedded.Open(dir, cfg.embedded)

@@ -1,0 +1,87 @@
+// Package idemkv is the user-facing store of idemkv: exactly-once
+// transactions, counters and keyed requests on FoundationDB (or on the
+// embedded engine with FoundationDB's semantics).
+//
+// # Opening a store
+//
+// Open takes a URI: "mem:" (in memory), "file:DIR" or a plain directory
+// path (embedded, durable; "file:" alone is DefaultDir()), or "fdb:" /
+// "fdb:CLUSTER_FILE" (a real cluster, in a build with -tags fdb). The store
+// starts a janitor (package cleanup) that keeps transaction markers and
+// expired keyed records bounded; Close stops it and closes the database.
+// Options.WrapDatabase interposes a wrapper, such as kv/faulty's fault
+// injector, between the store and its database.
+//
+// # Exactly-once transactions
+//
+// Transact runs a function in a transaction exactly once, through package
+// txn's marker protocol: FoundationDB's commit_unknown_result (1021) and
+// cluster_version_changed (1039) are retried without applying the
+// transaction twice, which the stock retry loop cannot promise. The
+// function may run more than once and must have no outside effects. A
+// call that times out is not retried: its error (*txn.UnknownResultError)
+// carries an ID, and Store.Resolve answers, definitively, whether it
+// committed. ReadTransact runs read-only functions, which need no marker.
+//
+// # Counters
+//
+// Counter(name) is one key, updated with FoundationDB's atomic add: adds
+// never conflict with each other, and Get is one point read. But every add
+// to the key lands on the same storage servers; a counter incremented by
+// many clients at a high rate (thousands of adds a second) becomes a hot
+// key. ShardedCounter(name, n) spreads adds over n keys, chosen at random,
+// and Get sums them with one range read of n keys. Use a plain Counter
+// unless one counter takes a large share of the write load; use a sharded
+// one when it does and reads are rarer than writes. Both Add exactly once
+// (Add) or inside a caller's Transact (AddTx).
+//
+// # Keyed requests
+//
+// Do gives a caller-chosen key (an HTTP Idempotency-Key, a message ID, a
+// file name) the AWS Powertools idempotency semantics: the first call
+// runs fn and stores its encoded result (Options.Codec, JSON by default)
+// with a SHA-256 fingerprint of the payload; repeats, from any process and
+// after restarts, get the stored result without running fn; the same key
+// with another payload is ErrPayloadMismatch. fn runs outside any
+// transaction, so it may call other services, upload files, send mail.
+//
+// # Leases and fencing
+//
+// While fn runs, the key is in progress under a lease (Options.Lease,
+// default 30 s, in database versions so that no client clock matters). A
+// concurrent duplicate gets ErrInProgress, or waits with DoOptions.Wait.
+// Once the lease expires, the next caller takes the key over with a new,
+// larger fencing token (LeaseToken); the displaced caller's result is
+// refused with ErrLeaseLost, so a late original can never overwrite the
+// newcomer's. Hand LeaseToken to downstream systems that can reject
+// smaller tokens to fence the outside effects too. fn's error releases the
+// key for a retry, unless wrapped with Final: then it is stored and
+// replayed as a *StoredError.
+//
+// # Retention and the janitor
+//
+// Every keyed record has an entry in an age index, due Options.Retention
+// (default 24 h, as Stripe keeps idempotency keys) after its last write;
+// the janitor removes due records, checking a token so that a record
+// written again since is kept. After that, the key is new again.
+// Transaction markers are removed MinAge (default 10 minutes) after their
+// call; resolve timed-out calls within it.
+//
+// # Keyspace
+//
+// Everything lives under Options.Prefix (default "\xfdidemkv/"): "tx/"
+// transaction markers and the janitor's watermark, "c/" plain counters,
+// "s/" sharded counter shards, "k/" keyed records, "a/" their age index.
+// Processes sharing a database must share the prefix; keep other data out
+// of it.
+//
+// # Errors
+//
+// Errors are classified with errors.Is and errors.As, never by string:
+// idemkv's sentinels (ErrInProgress, ErrPayloadMismatch, ErrLeaseLost,
+// ErrClosed, ...), txn's exactly-once outcomes (txn.ErrUnknownResult,
+// txn.ErrOutcomeLost) and FoundationDB's own failures as *kv.Error with
+// their real codes (kv.ErrTransactionTimedOut, ...). Bad input — an empty
+// or over-long key, a result over MaxResultSize, a nil function, a closed
+// store, an unknown URI scheme — is a clear error and writes nothing.
+package idemkv
