@@ -246,8 +246,8 @@ func seedAccounts(tr kv.Transaction, n int) (struct{}, error) {
 type result int
 
 const (
-	committed result = iota // acknowledged
-	resolvedCommitted        // timed out, then Resolve said committed
+	committed         result = iota // acknowledged
+	resolvedCommitted               // timed out, then Resolve said committed
 	notCommitted
 	unknown
 	insufficient

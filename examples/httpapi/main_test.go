@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+var seedFlag = flag.Uint64("seed", 0, "replay one seed of TestHTTPAPIExample (0: the fixed list)")
+
+// The example asserts each status of the protocol walk and that the
+// ledger holds every payment exactly once despite dropped responses; run
+// fails otherwise. The test runs it in memory and twice on one directory
+// (the second run must not mistake the first's records for its own).
+func TestHTTPAPIExample(t *testing.T) {
+	seeds := []uint64{11, 12, 13}
+	if *seedFlag != 0 {
+		seeds = []uint64{*seedFlag, *seedFlag, *seedFlag}
+	}
+	dir := t.TempDir()
+	for i, c := range []config{
+		{payments: 20, clients: 3, attempts: 40, drop: 0.4, seed: seeds[0], mem: true},
+		{payments: 15, clients: 2, attempts: 40, drop: 0.4, seed: seeds[1], dir: dir},
+		{payments: 15, clients: 2, attempts: 40, drop: 0.4, seed: seeds[2], dir: dir},
+	} {
+		var out bytes.Buffer
+		if err := run(context.Background(), &out, c); err != nil {
+			t.Fatalf("run %d: %v\n%s\nreplay: go test ./examples/httpapi -run TestHTTPAPIExample -seed %d", i, err, out.String(), c.seed)
+		}
+		for _, want := range []string{"→ 409", "→ 422", "→ 400", "Idempotent-Replayed: true", "exactly once:"} {
+			if !strings.Contains(out.String(), want) {
+				t.Fatalf("run %d: output lacks %q:\n%s", i, want, out.String())
+			}
+		}
+	}
+}
+
+// TestCheckLedgerCatchesViolations: the audit must reject doubled, missing
+// and mismatched payments, or the example's check would be hollow.
+func TestCheckLedgerCatchesViolations(t *testing.T) {
+	payments := []planned{
+		{key: "a", p: payment{To: "x", Amount: 1}},
+		{key: "b", p: payment{To: "y", Amount: 2}},
+	}
+	got := sent{ids: map[string]string{"a": "pay_a", "b": "pay_b"}}
+	good := []ledgerEntry{
+		{ID: "pay_a", Key: "a", To: "x", Amount: 1},
+		{ID: "pay_w", Key: "walk", To: "z", Amount: 9}, // not the load's: ignored
+		{ID: "pay_b", Key: "b", To: "y", Amount: 2},
+	}
+	if rep := checkLedger(good, payments, got); len(rep.problems) != 0 || rep.entries != 2 {
+		t.Fatalf("good books: %+v", rep)
+	}
+	for name, entries := range map[string][]ledgerEntry{
+		"doubled":      append(append([]ledgerEntry{}, good...), ledgerEntry{ID: "pay_a2", Key: "a", To: "x", Amount: 1}),
+		"missing":      good[:2],
+		"other id":     {{ID: "pay_zz", Key: "a", To: "x", Amount: 1}, good[2]},
+		"other amount": {{ID: "pay_a", Key: "a", To: "x", Amount: 100}, good[2]},
+	} {
+		if rep := checkLedger(entries, payments, got); len(rep.problems) == 0 {
+			t.Errorf("%s: not detected", name)
+		}
+	}
+}
+
+func TestIdempotencyKeyHeader(t *testing.T) {
+	for _, tc := range []struct {
+		header  []string
+		key     string
+		present bool
+		bad     bool
+	}{
+		{header: nil, present: false},
+		{header: []string{`"8e03978e-40d5-43e8-bc93-6894a57f9324"`}, key: "8e03978e-40d5-43e8-bc93-6894a57f9324", present: true},
+		{header: []string{`  "spaced"  `}, key: "spaced", present: true},
+		{header: []string{`bare-token`}, key: "bare-token", present: true},
+		{header: []string{`"with \"quote\" and \\"`}, key: `with "quote" and \`, present: true},
+		{header: []string{`""`}, key: "", present: true},
+		{header: []string{`"unterminated`}, present: true, bad: true},
+		{header: []string{`"bad \n escape"`}, present: true, bad: true},
+		{header: []string{`"a"b"`}, present: true, bad: true},
+		{header: []string{`"a"`, `"b"`}, present: true, bad: true},
+	} {
+		r, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1/payments", nil)
+		for _, h := range tc.header {
+			r.Header.Add("Idempotency-Key", h)
+		}
+		key, present, err := idempotencyKey(r)
+		if present != tc.present || (err != nil) != tc.bad || (!tc.bad && key != tc.key) {
+			t.Errorf("%q: got (%q, %v, %v), want (%q, %v, error %v)", tc.header, key, present, err, tc.key, tc.present, tc.bad)
+		}
+	}
+}
+
+func TestHTTPAPIBadFlags(t *testing.T) {
+	for _, bad := range []config{
+		{payments: 0, clients: 1, attempts: 1},
+		{payments: 1, clients: 0, attempts: 1},
+		{payments: 1, clients: 1, attempts: 0},
+		{payments: 1, clients: 1, attempts: 1, drop: 0.95},
+	} {
+		err := run(context.Background(), &bytes.Buffer{}, bad)
+		if err == nil || !strings.Contains(err.Error(), "must") {
+			t.Errorf("%+v: got %v, want an error naming the flag's range", bad, err)
+		}
+	}
+}
