@@ -1,26 +1,27 @@
 // Command counter is idemkv's demonstration: many goroutines increment a
 // counter through injected commit_unknown_result faults, once with
-// FoundationDB's stock retry loop and once exactly-once, side by side on the
-// embedded engine. The stock loop's counter overshoots by its duplicates;
-// the exactly-once counter equals the number of increments acknowledged.
+// FoundationDB's stock retry loop and once with idemkv's exactly-once
+// Counter.Add, side by side on the embedded engine. The stock loop's
+// counter overshoots by its duplicates; the exactly-once counter equals the
+// number of increments acknowledged.
 //
 //	go run ./examples/counter [-workers 8] [-calls 250] [-faults 0.05] [-seed 1] [-dir DIR|-mem]
 package main
 
 import (
 	"context"
-	"encoding/binary"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
+	"github.com/idemkv/idemkv/idemkv"
 	"github.com/idemkv/idemkv/kv"
-	"github.com/idemkv/idemkv/kv/embedded"
 	"github.com/idemkv/idemkv/kv/faulty"
 	"github.com/idemkv/idemkv/txn"
 )
@@ -54,6 +55,9 @@ type result struct {
 	stats          faulty.Stats
 }
 
+// increment is one mode's way of adding 1 to the counter on store s.
+type increment func(ctx context.Context, s *idemkv.Store, c *idemkv.Counter) error
+
 func run(ctx context.Context, w io.Writer, c config) error {
 	switch {
 	case c.workers < 1 || c.calls < 1:
@@ -61,7 +65,7 @@ func run(ctx context.Context, w io.Writer, c config) error {
 	case c.faults < 0 || c.faults > 1:
 		return fmt.Errorf("-faults must be a probability from 0 to 1 (got %v)", c.faults)
 	}
-	open, where, cleanup, err := opener(c)
+	uri, where, cleanup, err := location(c)
 	if err != nil {
 		return err
 	}
@@ -71,16 +75,21 @@ func run(ctx context.Context, w io.Writer, c config) error {
 		c.workers, c.calls, 100*c.faults, c.seed)
 	fmt.Fprintf(w, "engine: embedded, %s\n\n", where)
 
-	stock, err := tally(ctx, open, "stock", c, func(db kv.Database, fn func(kv.Transaction) (struct{}, error)) error {
-		_, err := txn.StockTransact(ctx, db, fn)
+	// The stock side runs FoundationDB's own retry loop on the store's
+	// database: Counter.AddTx inside txn.StockTransact, which retries a
+	// commit_unknown_result by adding again.
+	stock, err := tally(ctx, uri("stock"), "stock", c, func(ctx context.Context, s *idemkv.Store, ctr *idemkv.Counter) error {
+		_, err := txn.StockTransact(ctx, s.Database(), func(tr kv.Transaction) (struct{}, error) {
+			ctr.AddTx(tr, 1)
+			return struct{}{}, nil
+		})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	exact, err := tally(ctx, open, "exactly-once", c, func(db kv.Database, fn func(kv.Transaction) (struct{}, error)) error {
-		_, err := txn.Transact(ctx, db, fn, &txn.Options{MaxRetryDelay: 10 * time.Millisecond})
-		return err
+	exact, err := tally(ctx, uri("exactly-once"), "exactly-once", c, func(ctx context.Context, _ *idemkv.Store, ctr *idemkv.Counter) error {
+		return ctr.Add(ctx, 1)
 	})
 	if err != nil {
 		return err
@@ -103,31 +112,33 @@ func run(ctx context.Context, w io.Writer, c config) error {
 	return nil
 }
 
-// tally runs workers × calls increments of one counter through a faulty
-// wrapper and counts what was acknowledged and what the counter says.
-func tally(ctx context.Context, open func(name string) (kv.Database, error), name string, c config,
-	call func(kv.Database, func(kv.Transaction) (struct{}, error)) error) (result, error) {
-	inner, err := open(name)
-	if err != nil {
-		return result{}, err
-	}
-	defer inner.Close()
-	db := faulty.Wrap(inner, faulty.Config{
-		Seed:                    c.seed,
-		UnknownResultApplied:    c.faults / 2,
-		UnknownResultNotApplied: c.faults / 4,
-		UnknownResultLate:       c.faults / 4,
+// tally opens the store at uri with a fault injector around its database,
+// runs workers × calls increments of one counter, and counts what was
+// acknowledged and what the counter says.
+func tally(ctx context.Context, uri, name string, c config, inc increment) (result, error) {
+	var f *faulty.DB
+	s, err := idemkv.Open(ctx, uri, &idemkv.Options{
+		// Short backoff: the faults are injected, not a loaded cluster.
+		MaxRetryDelay: 10 * time.Millisecond,
+		WrapDatabase: func(db kv.Database) kv.Database {
+			f = faulty.Wrap(db, faulty.Config{
+				Seed:                    c.seed,
+				UnknownResultApplied:    c.faults / 2,
+				UnknownResultNotApplied: c.faults / 4,
+				UnknownResultLate:       c.faults / 4,
+			})
+			return f
+		},
 	})
-	key := []byte("counter")
-	one := binary.LittleEndian.AppendUint64(nil, 1)
+	if err != nil {
+		return result{}, fmt.Errorf("%s: %w", name, err)
+	}
+	defer s.Close()
+	ctr := s.Counter("counter")
 	// A directory given with -dir may hold an earlier run's counter.
-	before, err := readCounter(ctx, inner, key)
+	before, err := ctr.Get(ctx)
 	if err != nil {
 		return result{}, err
-	}
-	inc := func(tr kv.Transaction) (struct{}, error) {
-		tr.Atomic(kv.Add, key, one)
-		return struct{}{}, nil
 	}
 	var acked atomic.Int64
 	var firstErr error
@@ -138,7 +149,7 @@ func tally(ctx context.Context, open func(name string) (kv.Database, error), nam
 		go func() {
 			defer wg.Done()
 			for range c.calls {
-				if err := call(db, inc); err != nil {
+				if err := inc(ctx, s, ctr); err != nil {
 					once.Do(func() { firstErr = fmt.Errorf("%s: %w", name, err) })
 					continue
 				}
@@ -147,29 +158,19 @@ func tally(ctx context.Context, open func(name string) (kv.Database, error), nam
 		}()
 	}
 	wg.Wait()
-	db.Wait() // late commits land (or fail) before counting
+	f.Wait() // late commits land (or fail) before counting
 	if firstErr != nil {
 		return result{}, firstErr
 	}
-	after, err := readCounter(ctx, inner, key)
-	return result{acked: acked.Load(), counter: after - before, stats: db.Stats()}, err
+	after, err := ctr.Get(ctx)
+	return result{acked: acked.Load(), counter: after - before, stats: f.Stats()}, err
 }
 
-func readCounter(ctx context.Context, db kv.Database, key []byte) (int64, error) {
-	return txn.StockTransact(ctx, db, func(tr kv.Transaction) (int64, error) {
-		b, err := tr.Get(key).Get()
-		if err != nil || b == nil {
-			return 0, err
-		}
-		return int64(binary.LittleEndian.Uint64(b)), nil
-	})
-}
-
-// opener returns how to open each mode's database: in memory, or durable
-// in a directory of its own under dir (a temporary one by default).
-func opener(c config) (open func(name string) (kv.Database, error), where string, cleanup func(), err error) {
+// location returns each mode's store URI: in memory, or durable in a
+// directory of its own under dir (a temporary one by default).
+func location(c config) (uri func(name string) string, where string, cleanup func(), err error) {
 	if c.mem {
-		return func(string) (kv.Database, error) { return embedded.OpenMem(nil) }, "in memory", func() {}, nil
+		return func(string) string { return "mem:" }, "in memory", func() {}, nil
 	}
 	dir, cleanup := c.dir, func() {}
 	if dir == "" {
@@ -178,13 +179,5 @@ func opener(c config) (open func(name string) (kv.Database, error), where string
 		}
 		cleanup = func() { os.RemoveAll(dir) }
 	}
-	open = func(name string) (kv.Database, error) {
-		path := dir + string(os.PathSeparator) + name
-		db, err := embedded.Open(path, nil)
-		if err != nil {
-			return nil, fmt.Errorf("opening %s: %w", path, err)
-		}
-		return db, nil
-	}
-	return open, "durable in " + dir, cleanup, nil
+	return func(name string) string { return "file:" + filepath.Join(dir, name) }, "durable in " + dir, cleanup, nil
 }
