@@ -66,7 +66,12 @@ func LeaseToken(ctx context.Context) (uint64, bool) {
 //   - an encoded result over MaxResultSize: ErrResultTooLarge, the key is
 //     released.
 //
-// If fn panics, the key is released and the panic continues.
+// The first caller gets the value fn returned; repeats get it decoded from
+// its stored encoding (with JSON, unexported fields are lost). If fn
+// panics, the key is released and the panic continues. If a claim's own
+// commit times out (*txn.UnknownResultError), Do returns that error
+// without running fn; the key may then stay in progress, with no holder,
+// until its lease expires and a later call takes it over.
 func Do[T any](ctx context.Context, s *Store, key string, payload []byte, fn func(ctx context.Context) (T, error), opts *DoOptions) (T, error) {
 	var zero T
 	d, err := s.newDo(key, payload, fn == nil, opts)

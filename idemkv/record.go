@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/idemkv/idemkv/cleanup"
 	"github.com/idemkv/idemkv/kv"
@@ -152,6 +153,6 @@ func firstByte(b []byte) int {
 }
 
 // versions converts a duration to database versions.
-func versions(d interface{ Microseconds() int64 }) int64 {
+func versions(d time.Duration) int64 {
 	return d.Microseconds() * (kv.VersionsPerSecond / 1_000_000)
 }

@@ -217,11 +217,9 @@ func Open(ctx context.Context, uri string, opts *Options) (*Store, error) {
 	}
 	s.keyed = newKeyspace(cfg.prefix)
 	jopts := cfg.janitor
-	jopts.Keyed = []cleanup.KeyedIndex{{
-		Name:   "idemkv keyed requests",
-		Prefix: s.keyed.index,
-		Remove: s.keyed.remove,
-	}}
+	idx := s.keyed.idx
+	idx.Remove = s.keyed.remove
+	jopts.Keyed = []cleanup.KeyedIndex{idx}
 	if s.janitor, err = cleanup.New(s.db, &jopts); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
