@@ -236,3 +236,30 @@ func TestTransactAndResolve(t *testing.T) {
 		t.Fatalf("Resolve of a committed call: %v, %v", o, err)
 	}
 }
+
+// Open starts the janitor and Close stops it: sweeps happen without being
+// asked, and none after Close.
+func TestJanitorLifecycle(t *testing.T) {
+	ctx := context.Background()
+	s, err := idemkv.Open(ctx, "mem:", &idemkv.Options{JanitorInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; s.JanitorStats().Sweeps < 2; i++ {
+		if i == 10_000 {
+			t.Fatalf("the janitor did not sweep: %+v", s.JanitorStats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	after := s.JanitorStats().Sweeps
+	time.Sleep(5 * time.Millisecond)
+	if got := s.JanitorStats().Sweeps; got != after {
+		t.Fatalf("the janitor swept %d times after Close", got-after)
+	}
+	if st := s.JanitorStats(); st.Errors != 0 {
+		t.Fatalf("janitor errors: %+v", st)
+	}
+}
