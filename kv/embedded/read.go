@@ -152,32 +152,39 @@ func (t *transaction) mergeRange(s *snapshot, r kv.Range, opts kv.RangeOptions) 
 	}
 	i := 0
 	stopped := false
-	serr := s.scan(r.Begin, r.End, opts.Reverse, func(k, v []byte) bool {
+	serr := s.scan(r.Begin, r.End, opts.Reverse, func(k, v []byte) (bool, []byte) {
 		// Entries strictly before k have no snapshot value.
 		for i < len(ents) && before(ents[i].key, k) {
 			if err = emitEntry(ents[i], nil, false); err != nil {
-				return false
+				return false, nil
 			}
 			i++
 			if limitHit() {
 				stopped = true
-				return false
+				return false, nil
 			}
 		}
 		if i < len(ents) && bytes.Equal(ents[i].key, k) {
 			err = emitEntry(ents[i], v, true)
 			i++
-		} else if !t.a.writes.inCleared(k) {
+		} else if c, in := t.a.writes.clearedAt(k); in {
+			// Skip the rest of the cleared range in one seek; own writes
+			// inside it are entries, emitted as the scan passes them.
+			if opts.Reverse {
+				return true, c.Begin
+			}
+			return true, c.End
+		} else {
 			out = append(out, kv.KeyValue{Key: clone(k, true), Value: clone(v, true)})
 		}
 		if err != nil {
-			return false
+			return false, nil
 		}
 		if limitHit() {
 			stopped = true
-			return false
+			return false, nil
 		}
-		return true
+		return true, nil
 	})
 	if serr != nil {
 		return nil, false, serr

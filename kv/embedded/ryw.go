@@ -72,8 +72,17 @@ func (w *writeMap) get(key []byte) (*entry, bool) {
 
 // inCleared reports whether key lies in a cleared range.
 func (w *writeMap) inCleared(key []byte) bool {
+	_, in := w.clearedAt(key)
+	return in
+}
+
+// clearedAt returns the cleared range holding key, if any.
+func (w *writeMap) clearedAt(key []byte) (kv.Range, bool) {
 	i := sort.Search(len(w.cleared), func(i int) bool { return bytes.Compare(w.cleared[i].End, key) > 0 })
-	return i < len(w.cleared) && bytes.Compare(w.cleared[i].Begin, key) <= 0
+	if i < len(w.cleared) && bytes.Compare(w.cleared[i].Begin, key) <= 0 {
+		return w.cleared[i], true
+	}
+	return kv.Range{}, false
 }
 
 func (w *writeMap) set(key, value []byte) {

@@ -114,7 +114,11 @@ func TestReadYourWritesAgainstModel(t *testing.T) {
 			default:
 				r := rangeOf()
 				o := kv.RangeOptions{Limit: rng.IntN(4), Reverse: rng.IntN(2) == 0}
-				got := tr.GetRange(r, o).MustGet()
+				var rt kv.ReadTransaction = tr
+				if rng.IntN(2) == 0 {
+					rt = tr.Snapshot()
+				}
+				got := rt.GetRange(r, o).MustGet()
 				want := m.rangeRead(r, o)
 				if fmt.Sprint(got) != fmt.Sprint(want) {
 					t.Fatalf("%s: GetRange(%v, %+v) =\n%q\nwant\n%q", where, r, o, got, want)

@@ -70,9 +70,10 @@ func (s *snapshot) get(key []byte) (value []byte, present bool, err error) {
 }
 
 // scan calls fn for the user keys in [begin, end), in order or reversed,
-// until fn returns false. The key and value passed to fn are valid only
-// during the call.
-func (s *snapshot) scan(begin, end []byte, reverse bool, fn func(k, v []byte) bool) error {
+// until fn returns false. A non-nil seek from fn skips ahead: forward to the
+// first key >= seek, reversed to the last key < seek. The key and value
+// passed to fn are valid only during the call.
+func (s *snapshot) scan(begin, end []byte, reverse bool, fn func(k, v []byte) (more bool, seek []byte)) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ps == nil {
@@ -94,12 +95,17 @@ func (s *snapshot) scan(begin, end []byte, reverse bool, fn func(k, v []byte) bo
 			it.Close()
 			return &kv.Error{Code: kv.CodeInternalError, Cause: err}
 		}
-		if !fn(it.Key()[1:], v) {
-			break
-		}
-		if reverse {
+		more, seek := fn(it.Key()[1:], v)
+		switch {
+		case !more:
+			ok = false
+		case seek != nil && reverse:
+			ok = it.SeekLT(userKey(seek))
+		case seek != nil:
+			ok = it.SeekGE(userKey(seek))
+		case reverse:
 			ok = it.Prev()
-		} else {
+		default:
 			ok = it.Next()
 		}
 	}
