@@ -66,7 +66,9 @@ func LeaseToken(ctx context.Context) (uint64, bool) {
 //   - an encoded result over MaxResultSize: ErrResultTooLarge, the key is
 //     released.
 //
-// The first caller gets the value fn returned; repeats get it decoded from
+// Once fn returns, its outcome is recorded on a context detached from ctx
+// (bounded by settleTimeout, 10 s), so a caller that gives up then does
+// not lose work already done. The first caller gets the value fn returned; repeats get it decoded from
 // its stored encoding (with JSON, unexported fields are lost). If fn
 // panics, the key is released and the panic continues. If a claim's own
 // commit times out (*txn.UnknownResultError), Do returns that error
@@ -100,15 +102,23 @@ func Do[T any](ctx context.Context, s *Store, key string, payload []byte, fn fun
 	}
 }
 
+// settleTimeout bounds the completion or release that follows fn, which
+// runs on a context detached from the caller's: once fn's work is done,
+// recording it is what keeps it from being done again, so a caller that
+// gives up at that moment must not stop it.
+const settleTimeout = 10 * time.Second
+
 // run runs fn under the claim with token and completes or releases it.
 func run[T any](ctx context.Context, d *doCall, token uint64, fn func(ctx context.Context) (T, error)) (v T, err error) {
 	var zero T
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	finished := false
 	defer func() {
 		if !finished {
 			// fn panicked: release the key for a retry, then let the panic
 			// continue; it is fn's, not ours.
-			d.release(context.WithoutCancel(ctx), token)
+			d.release(sctx, token)
 		}
 	}()
 	v, fnErr := fn(context.WithValue(ctx, leaseKey{}, token))
@@ -116,25 +126,25 @@ func run[T any](ctx context.Context, d *doCall, token uint64, fn func(ctx contex
 	if fnErr != nil {
 		var f *finalError
 		if !errors.As(fnErr, &f) {
-			if rerr := d.release(ctx, token); rerr != nil {
+			if rerr := d.release(sctx, token); rerr != nil {
 				return zero, fmt.Errorf("%w (and releasing key %q failed: %v; it frees when its lease expires)", fnErr, d.key, rerr)
 			}
 			return zero, fnErr
 		}
 		b, err := json.Marshal(storedError(f.err))
 		if err != nil {
-			return zero, errors.Join(fnErr, d.release(ctx, token))
+			return zero, errors.Join(fnErr, d.release(sctx, token))
 		}
-		if err := d.complete(ctx, token, resultError, b); err != nil {
+		if err := d.complete(sctx, token, resultError, b); err != nil {
 			return zero, err
 		}
 		return zero, f.err
 	}
 	b, err := d.s.cfg.codec.Marshal(v)
 	if err != nil {
-		return zero, errors.Join(fmt.Errorf("idemkv: encoding the result of key %q: %w", d.key, err), d.release(ctx, token))
+		return zero, errors.Join(fmt.Errorf("idemkv: encoding the result of key %q: %w", d.key, err), d.release(sctx, token))
 	}
-	if err := d.complete(ctx, token, resultValue, b); err != nil {
+	if err := d.complete(sctx, token, resultValue, b); err != nil {
 		return zero, err
 	}
 	return v, nil

@@ -290,3 +290,21 @@ func TestDoRetentionKeepsNewerClaim(t *testing.T) {
 		t.Fatalf("index entries: %d, want 1 (the completed record's)", len(kvs))
 	}
 }
+
+// A caller that gives up once fn's work is done must not lose the result:
+// the completion runs on a detached context.
+func TestDoCompletesAfterCallerCancels(t *testing.T) {
+	s, _ := openClocked(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	v, err := idemkv.Do(ctx, s, "k", nil, func(context.Context) (int, error) {
+		cancel()
+		return 5, nil
+	}, nil)
+	if err != nil || v != 5 {
+		t.Fatalf("first: %d, %v", v, err)
+	}
+	v, err = idemkv.Do(context.Background(), s, "k", nil, func(context.Context) (int, error) { return 6, nil }, nil)
+	if err != nil || v != 5 {
+		t.Fatalf("replay: %d, %v; want the stored 5", v, err)
+	}
+}
