@@ -26,8 +26,17 @@
 //
 // Every user key, system keys (0xff...) included, is stored under the byte
 // 'u'; engine metadata under 'm': a format marker (a directory without it is
-// refused with ErrNotEmbeddedDir) and the last commit version, rewritten in
-// every commit batch.
+// refused with ErrNotEmbeddedDir) and the last commit version with its
+// clock time, rewritten in every commit batch.
+//
+// # Opening and closing
+//
+// Open refuses, without touching it, a path that is a file, a directory
+// holding other files or another Pebble store (ErrNotEmbeddedDir), and a
+// database already open in this or another process (ErrLocked, from
+// Pebble's LOCK file). Close lets the group being committed finish, fails
+// queued commits, releases every snapshot and closes Pebble; afterwards
+// every operation returns an error wrapping kv.ErrClosed.
 //
 // # Versions
 //
@@ -38,6 +47,7 @@
 // versions keep increasing across restarts, above even the read versions
 // handed out while it sat idle before the restart (as long as the clock did
 // not go back across the restart).
+//
 // A read version (GetReadVersion) is the clock's version, but never at or
 // above a commit group that is being applied and never below the published
 // state: idle, it advances with the clock; busy, it is the latest published
