@@ -168,6 +168,8 @@ func formatCount(v float64) string {
 // formatNanos formats a duration in nanoseconds compactly: 350us, 1.2ms.
 func formatNanos(v float64) string {
 	switch {
+	case v == 0:
+		return "0"
 	case v >= 1e9:
 		return trimZero(fmt.Sprintf("%.1f", v/1e9)) + "s"
 	case v >= 1e7:
