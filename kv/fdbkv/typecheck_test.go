@@ -25,7 +25,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -78,6 +77,10 @@ func newSrcImporter(t testing.TB) *srcImporter {
 		}
 	}
 	sort.Slice(mods, func(i, j int) bool { return len(mods[i].Path) > len(mods[j].Path) })
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
 
 	ctx := build.Default
 	ctx.BuildTags = []string{"fdb"}
@@ -85,7 +88,7 @@ func newSrcImporter(t testing.TB) *srcImporter {
 	return &srcImporter{
 		fset:    token.NewFileSet(),
 		ctx:     ctx,
-		goroot:  runtime.GOROOT(),
+		goroot:  string(bytes.TrimSpace(goroot)),
 		modules: mods,
 		full:    map[string]bool{bindingsFDB: true},
 		pkgs:    map[string]*types.Package{"unsafe": types.Unsafe},
