@@ -4,6 +4,8 @@
 // retries through dropped responses and shows that every payment took effect
 // exactly once.
 //
+// # The service
+//
 // The service listens on 127.0.0.1 at an ephemeral port and stops by itself
 // when the run is over. POST /payments takes a JSON body
 // {"to": "acct-7", "amount": 125} and an Idempotency-Key header (a
@@ -25,6 +27,8 @@
 // Error bodies are application/problem+json (RFC 9457), as the draft
 // recommends.
 //
+// # The run
+//
 // The run has three parts. First a scripted walk through every status above,
 // each asserted. Then the client sends -payments payments from -clients
 // goroutines while a middleware drops a fraction -drop of responses AFTER the
@@ -36,6 +40,8 @@
 // check: the ledger of /payments has exactly one entry per payment, each
 // under its own key and with the id its client was given; the unsafe
 // ledger's surplus shows what retries without idempotency do.
+//
+// # Usage
 //
 //	go run ./examples/httpapi [-payments 60] [-clients 4] [-drop 0.3] [-seed 1] [-mem|-dir DIR]
 package main

@@ -10,7 +10,9 @@
 // former exactly once and settles the latter with Store.Resolve, which fences
 // the transaction ID and answers committed or not committed for good.
 //
-// Checks on the idemkv side, any of which failing makes the command exit 1:
+// # Checks
+//
+// On the idemkv side, any of which failing makes the command exit 1:
 //
 //   - conservation: the balances sum to what the accounts started with;
 //   - every transfer the client knows committed (acknowledged, or resolved
@@ -20,6 +22,8 @@
 // The stock side runs the same transfers under the same fault schedule and
 // reports its duplicated ledger entries and the transfers whose fate its
 // client never learns (a timeout leaves it guessing).
+//
+// # Usage
 //
 //	go run ./examples/transfer [-accounts 8] [-workers 4] [-transfers 100] [-faults 0.2] [-seed 1] [-mem|-dir DIR]
 package main

@@ -3,15 +3,29 @@
 // survives a worker killed mid-way and another that stalls past its lease
 // and comes back late.
 //
+// # The pattern
+//
 // It is the lock-manager pattern done with a conditional put — a claim
 // written only if the key is free or its lease has expired — with leases
-// instead of locks held forever, and with fencing tokens. Each worker takes
-// files from a shared queue and calls Do with key "upload/<name>", the
-// file's SHA-256 as payload, and DoOptions.Lease. Inside Do's function it
-// reads idemkv.LeaseToken, processes the file, and writes the output record
+// instead of locks held forever, and with fencing tokens. Each worker walks
+// the directory (each from a different starting file) and, for every file
+// not yet done, calls Do with key "upload/<run>/<name>", the file's SHA-256
+// as payload, and DoOptions.Lease. Inside Do's function it reads
+// idemkv.LeaseToken, processes the file, and writes the output record
 // through a fenced put: a transaction that refuses the write if the output
-// already carries a larger token. A file whose key is in progress goes back
-// on the queue.
+// already carries a larger token. A file whose key is in progress
+// (ErrInProgress) is skipped and met again on the next walk: by then it is
+// done (Do replays the stored result) or its holder's lease has expired (Do
+// takes it over with a larger token). Nobody hands a dead worker's file
+// back; the walk finds it.
+//
+// Only the store that holds the output can enforce the fence, in the same
+// transaction as the write: checking the token first and writing later
+// would let a stale holder slip in between. Do also refuses to store a
+// result for a claim that was taken over (ErrLeaseLost), but the output
+// was written inside fn, before that; hence the fence.
+//
+// # Failures
 //
 // Two workers misbehave, on purpose and visibly:
 //
@@ -26,11 +40,18 @@
 //     fence refuses it, so the late original cannot overwrite the
 //     newcomer's output.
 //
+// # Checks
+//
 // The checks, any failure of which exits 1: every file has exactly one
 // output record, whose digest is the input's and whose token is the one Do
 // stored for the file; a second pass over every key replays the stored
 // result without running the function; the killed worker's file was taken
 // over by another worker; the stalled worker's late write was refused.
+// A file processed twice because a slow worker outlived its lease is
+// reported (accepted output writes above the number of files) but is not a
+// failure: its output is still the one final holder's.
+//
+// # Usage
 //
 //	go run ./examples/uploads [-files 24] [-workers 4] [-lease 300ms] [-seed 1] [-mem|-dir DIR]
 package main

@@ -536,7 +536,7 @@ func checkOutputs(files []file, outs map[string]output, writes map[string]int, r
 	switch o := outs[killed.file]; {
 	case !killed.ok:
 		bad("the killed worker never claimed a file")
-	case o.Worker == killedWorker || o.Token <= killed.token:
+	case o.Token <= killed.token:
 		bad("%s: the killed worker's file was not taken over (output token %d, worker %d; the killed claim's token %d)", killed.file, o.Token, o.Worker, killed.token)
 	}
 	switch o := outs[stalled.file]; {
@@ -544,7 +544,7 @@ func checkOutputs(files []file, outs map[string]output, writes map[string]int, r
 		bad("the stalled worker never claimed a file")
 	case !stalled.ok:
 		bad("%s: the stalled worker's late write was not refused by the fence", stalled.file)
-	case o.Worker == stalledWorker || o.Token <= stalled.token:
+	case o.Token <= stalled.token:
 		bad("%s: the stalled worker's stale output survived (token %d, worker %d)", stalled.file, o.Token, o.Worker)
 	}
 	return rep
