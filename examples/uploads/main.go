@@ -59,7 +59,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -222,8 +221,5 @@ func (r report) print(w io.Writer, p *pool) {
 	fmt.Fprintf(w, "\naccepted output writes: %d for %d files (%d re-processed after a lease expired under a slow worker); late writes refused: %d\n",
 		r.acceptedWrites, r.outputs, r.reprocessed, p.refused.Load())
 }
-
-// shortSum is a digest prefix for messages.
-func shortSum(s [sha256.Size]byte) string { return hex.EncodeToString(s[:6]) }
 
 var errCheck = errors.New("check failed")
