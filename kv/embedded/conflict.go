@@ -97,7 +97,8 @@ func (w *conflictWindow) prune(floor int64) {
 		n++
 	}
 	if n > 0 {
-		w.ranges = append([]rangeEntry(nil), w.ranges[n:]...)
+		clear(w.ranges[:n]) // reslice: amortized O(1), append reallocates
+		w.ranges = w.ranges[n:]
 	}
 }
 
