@@ -176,18 +176,30 @@ func (db *DB) finish(group []*commitReq) {
 
 // releaseOldLocked drops snapshots that no usable read version maps to:
 // snapshot i serves read versions [v_i, v_{i+1}), so it is dead once
-// v_{i+1} is more than five seconds of versions old. A snapshot being read
-// right now is skipped and retried after a later commit.
+// v_{i+1} is more than five seconds of versions old (snapshotAt refuses
+// such read versions before looking one up, so a dead snapshot is never
+// handed out again). A dead snapshot being read right now cannot be closed
+// under its reader; it moves to the dying list, retried after each commit
+// and closed for good by Close, so one slow reader never holds back the
+// release of the others.
 func (db *DB) releaseOldLocked(now int64) {
+	dying := db.mu.dying[:0]
+	for _, s := range db.mu.dying {
+		if !s.tryRelease() {
+			dying = append(dying, s)
+		}
+	}
+	clear(db.mu.dying[len(dying):])
 	snaps := db.mu.snaps
 	floor := now - kv.MaxTransactionLifeVersions
 	n := 0
 	for n+1 < len(snaps) && snaps[n+1].version <= floor {
 		if !snaps[n].tryRelease() {
-			break
+			dying = append(dying, snaps[n])
 		}
 		n++
 	}
+	db.mu.dying = dying
 	if n > 0 {
 		// Reslice rather than shift: append reallocates (copying only the
 		// live tail) once the capacity behind the head runs out, so this is

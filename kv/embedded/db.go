@@ -78,6 +78,9 @@ type DB struct {
 		// snaps holds the retained snapshots in ascending version order; the
 		// last is the published, current state.
 		snaps []*snapshot
+		// dying holds aged-out snapshots that were being read when they
+		// were dropped from snaps; see releaseOldLocked.
+		dying []*snapshot
 		// inflight is the version of the group being applied, 0 if none. No
 		// read version >= inflight is handed out until it is published.
 		inflight int64
@@ -278,8 +281,8 @@ func (db *DB) Close() error {
 		close(db.closing)
 		<-db.stopped
 		db.mu.Lock()
-		snaps := db.mu.snaps
-		db.mu.snaps = nil
+		snaps := append(db.mu.snaps, db.mu.dying...)
+		db.mu.snaps, db.mu.dying = nil, nil
 		db.mu.Unlock()
 		for _, s := range snaps {
 			s.release()

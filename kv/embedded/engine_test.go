@@ -911,10 +911,11 @@ func TestReadsRaceSnapshotRelease(t *testing.T) {
 	}
 	close(stop)
 	wg.Wait()
+	commitSet(t, db, "k", "last") // with the readers gone, this releases all it can
 	db.mu.Lock()
-	n := len(db.mu.snaps)
+	n, dying := len(db.mu.snaps), len(db.mu.dying)
 	db.mu.Unlock()
-	if n > 60 { // five seconds at 100 ms per commit, plus slack for skipped releases
-		t.Fatalf("%d snapshots retained, want about 50", n)
+	if n > 52 || dying != 0 { // five seconds at 100 ms per commit
+		t.Fatalf("%d snapshots retained and %d dying, want about 50 and 0", n, dying)
 	}
 }
