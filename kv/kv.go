@@ -114,8 +114,9 @@ type Transaction interface {
 	// committed, or -1 for a committed read-only transaction.
 	GetCommittedVersion() (int64, error)
 	// GetVersionstamp returns the transaction's versionstamp: ready after a
-	// successful commit that used a versionstamped operation, and failing
-	// otherwise.
+	// successful commit of a transaction that wrote (as FoundationDB's
+	// client, whether or not it used a versionstamped operation), failing
+	// for a read-only or failed commit.
 	GetVersionstamp() *Future[Versionstamp]
 	// GetApproximateSize returns the size counted against the size limit so
 	// far: mutations plus conflict ranges.
