@@ -16,7 +16,7 @@ import (
 
 var seedFlag = flag.Uint64("seed", 1, "seed of the tiny matrix's fault schedules (replay a failure with the seed it printed)")
 
-// TestTinyMatrix runs every workload in memory and on disk at 0% and 5%
+// TestTinyMatrix runs every workload (keyed requests included) in memory and on disk at 0% and 5%
 // commit_unknown_result for a few slices, then checks what the outputs must
 // say whatever the machine's speed: every file is written and readable,
 // exactly-once shows no duplicates and no errors, and the stock loop's
@@ -72,7 +72,7 @@ func TestTinyMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const cells = 2 * 2 * 3 // backends × faults × workloads
+	cells := 2 * 2 * len(workloads) // backends × faults × workloads
 	if len(rows) != 1+2*cells {
 		t.Fatalf("seed %d: results.csv has %d rows, want a header and %d", seed, len(rows), 2*cells)
 	}

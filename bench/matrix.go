@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/idemkv/idemkv/cleanup"
+	"github.com/idemkv/idemkv/idemkv"
 	"github.com/idemkv/idemkv/kv"
 	"github.com/idemkv/idemkv/kv/embedded"
 	"github.com/idemkv/idemkv/kv/faulty"
@@ -191,6 +192,12 @@ func runCell(ctx context.Context, cfg config, backend string, fault float64, w w
 		c.Modes[m].Mode = modes[m].name
 	}
 
+	execs, closeStore, err := executors(ctx, w, counted, spaces)
+	if err != nil {
+		return c, err
+	}
+	defer func() { err = errors.Join(err, closeStore()) }()
+
 	var live [2]atomic.Int64 // calls so far, for the progress line
 	stopProgress := startProgress(cfg.progress, func() string {
 		return fmt.Sprintf("%s  stock %d  exactly-once %d calls", label, live[0].Load(), live[1].Load())
@@ -210,12 +217,15 @@ func runCell(ctx context.Context, cfg config, backend string, fault float64, w w
 				continue
 			}
 			d := min(slice, cfg.duration-r.Elapsed)
-			if err := runSlice(ctx, cfg.concurrency, d, modes[m], counted[m], w, spaces[m], rng.Uint64(), r, &live[m]); err != nil {
+			if err := runSlice(ctx, cfg.concurrency, d, execs[m], rng.Uint64(), r, &live[m]); err != nil {
 				return c, err
 			}
 		}
 	}
 
+	if err := closeStore(); err != nil {
+		return c, err
+	}
 	for m := range modes {
 		dbs[m].Wait() // late commits land (or fail) before counting
 		r := &c.Modes[m]
@@ -242,8 +252,62 @@ func runCell(ctx context.Context, cfg config, backend string, fault float64, w w
 	return c, sweep(ctx, e, &c)
 }
 
-// runSlice runs mode m with n workers for d and adds what they did to r.
-func runSlice(ctx context.Context, n int, d time.Duration, m mode, db kv.Database, w workload, space []byte, seed uint64, r *modeResult, live *atomic.Int64) error {
+// execFunc makes worker w's next call, with rng for any choice it needs.
+type execFunc func(ctx context.Context, w int, rng *rand.Rand) error
+
+// executors returns each mode's way of making one call of w on dbs, and a
+// function that closes what they opened (idempotent).
+//
+// A transaction workload runs its function through each mode's loop. The
+// keyed workload compares a raw request, its effect (a counter add) run by
+// the stock loop with no idempotency key, against the same request under a
+// unique key through idemkv.Do, whose function makes the add with
+// txn.Transact: a claim, the add and a completion, three exactly-once
+// transactions per call. The Store is opened over the cell's engine, via
+// Options.WrapDatabase (the "mem:" engine Open makes for the URI stays
+// idle).
+func executors(ctx context.Context, w workload, dbs [2]*countingDB, spaces [2][]byte) ([2]execFunc, func() error, error) {
+	var execs [2]execFunc
+	if !w.keyed {
+		for m := range modes {
+			execs[m] = func(ctx context.Context, i int, rng *rand.Rand) error {
+				return modes[m].run(ctx, dbs[m], w.next(spaces[m], i, rng))
+			}
+		}
+		return execs, func() error { return nil }, nil
+	}
+	store, err := idemkv.Open(ctx, "mem:", &idemkv.Options{
+		NoJanitor:    true, // the cell's janitor is timed separately
+		WrapDatabase: func(kv.Database) kv.Database { return dbs[1] },
+	})
+	if err != nil {
+		return execs, nil, err
+	}
+	var once sync.Once
+	var closeErr error
+	closeStore := func() error {
+		once.Do(func() { closeErr = store.Close() })
+		return closeErr
+	}
+	execs[0] = func(ctx context.Context, i int, rng *rand.Rand) error {
+		return modes[0].run(ctx, dbs[0], w.next(spaces[0], i, rng))
+	}
+	var seq atomic.Int64
+	payload := []byte(`{"amount":1}`)
+	execs[1] = func(ctx context.Context, i int, rng *rand.Rand) error {
+		fn := w.next(spaces[1], i, rng)
+		key := fmt.Sprintf("req-%d", seq.Add(1))
+		_, err := idemkv.Do(ctx, store, key, payload, func(ctx context.Context) (int, error) {
+			_, err := txn.Transact(ctx, dbs[1], fn, nil)
+			return 1, err
+		}, nil)
+		return err
+	}
+	return execs, closeStore, nil
+}
+
+// runSlice runs exec with n workers for d and adds what they did to r.
+func runSlice(ctx context.Context, n int, d time.Duration, exec execFunc, seed uint64, r *modeResult, live *atomic.Int64) error {
 	type workerResult struct {
 		hist          histogram
 		calls, errors int64
@@ -260,9 +324,8 @@ func runSlice(ctx context.Context, n int, d time.Duration, m mode, db kv.Databas
 			res := &results[i]
 			rng := rand.New(rand.NewPCG(seed, uint64(i)))
 			for time.Now().Before(deadline) {
-				fn := w.next(space, i, rng)
 				t0 := time.Now()
-				err := m.run(ctx, db, fn)
+				err := exec(ctx, i, rng)
 				if err != nil {
 					res.errors++
 					if res.firstErr == nil {

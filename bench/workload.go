@@ -25,6 +25,9 @@ type workload struct {
 	next func(space []byte, w int, rng *rand.Rand) call
 	// applied reads space and returns how many calls' effects it holds.
 	applied func(ctx context.Context, db kv.Database, space []byte) (int64, error)
+	// keyed marks the keyed-requests workload: exactly-once runs it through
+	// idemkv.Do rather than txn.Transact (see executors).
+	keyed bool
 }
 
 // tenKeyPool is how many keys the ten-key workload draws from: large enough
@@ -36,15 +39,9 @@ var one = binary.LittleEndian.AppendUint64(nil, 1)
 
 var workloads = []workload{
 	{
-		name: "blind-add",
-		desc: "an atomic add of 1 to one hot counter, no reads (FoundationDB's worst case for a user-space ID)",
-		next: func(space []byte, _ int, _ *rand.Rand) call {
-			key := append(space[:len(space):len(space)], "counter"...)
-			return func(tr kv.Transaction) (struct{}, error) {
-				tr.Atomic(kv.Add, key, one)
-				return struct{}{}, nil
-			}
-		},
+		name:    "blind-add",
+		desc:    "an atomic add of 1 to one hot counter, no reads (FoundationDB's worst case for a user-space ID)",
+		next:    blindAdd,
 		applied: sumSpace(1),
 	},
 	{
@@ -87,6 +84,22 @@ var workloads = []workload{
 		},
 		applied: sumSpace(10),
 	},
+	{
+		name:    "keyed",
+		desc:    "a request under a unique idempotency key whose work is a counter add: idemkv.Do around txn.Transact against the add alone in the stock loop",
+		next:    blindAdd,
+		applied: sumSpace(1),
+		keyed:   true,
+	},
+}
+
+// blindAdd is an atomic add of one to the space's counter.
+func blindAdd(space []byte, _ int, _ *rand.Rand) call {
+	key := append(space[:len(space):len(space)], "counter"...)
+	return func(tr kv.Transaction) (struct{}, error) {
+		tr.Atomic(kv.Add, key, one)
+		return struct{}{}, nil
+	}
 }
 
 // incr returns v, an 8-byte little-endian counter (absent is 0), plus one.
