@@ -132,7 +132,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 			return nil, fmt.Errorf("%w: %s holds other files (no Pebble store)", ErrNotEmbeddedDir, dir)
 		}
 	}
-	po := &pebble.Options{Logger: quietLogger{}, ErrorIfNotExists: !fresh}
+	po := tuned(&pebble.Options{Logger: quietLogger{}, ErrorIfNotExists: !fresh})
 	sync := pebble.Sync
 	if o.NoSync {
 		sync = pebble.NoSync
@@ -151,7 +151,7 @@ func OpenMem(opts *Options) (*DB, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	po := &pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}}
+	po := tuned(&pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
 	db, err := open("", po, o, pebble.NoSync)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open in memory: %w", err)
@@ -379,3 +379,17 @@ type quietLogger struct{}
 func (quietLogger) Infof(string, ...any)         {}
 func (quietLogger) Errorf(f string, args ...any) { pebble.DefaultLogger.Errorf(f, args...) }
 func (quietLogger) Fatalf(f string, args ...any) { pebble.DefaultLogger.Fatalf(f, args...) }
+
+// tuned sets the Pebble options both modes share. Pebble's defaults (4 MiB
+// memtables, compaction at 4 L0 files) flush and compact constantly under
+// idemkv's load, where every commit writes a fresh marker key: a 64 MiB
+// memtable and a later L0 compaction cut that work, measured at +40% calls/s
+// for exactly-once blind adds in memory and +30% for the stock loop
+// (txn's BenchmarkOverheadBreakdown). Markers die within minutes and are
+// range-cleared, so fewer of them ever reach the lower levels.
+func tuned(po *pebble.Options) *pebble.Options {
+	po.MemTableSize = 64 << 20
+	po.L0CompactionThreshold = 8
+	po.L0StopWritesThreshold = 32
+	return po
+}
