@@ -24,9 +24,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# staticcheck, fetched through the Go module proxy on first use.
+# staticcheck 2026.2.2 (module version v0.8.2), fetched through the Go module
+# proxy on first use.
 lint: fmt-check vet
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 # Micro-benchmarks; compare runs with benchstat.
 bench:

@@ -52,20 +52,19 @@ var modes = [2]mode{
 
 // modeResult is what one mode did in one cell.
 type modeResult struct {
-	Mode                 string
-	Calls, Errors        int64
-	FirstError           string
-	Elapsed              time.Duration // time spent running this mode
-	Throughput           float64       // acknowledged calls per second
-	P50, P99, P999       time.Duration
-	Attempts, Keys       float64 // per call
-	Bytes                float64 // per call
-	Injected             int64   // commit_unknown_result faults injected
-	AppliedButFailed     int64   // commits applied while reported failed
-	Applied              int64   // calls whose effects are in the database
-	Duplicates           int64   // Applied − Calls
-	hist                 histogram
-	commits, keys, bytes int64
+	Mode             string
+	Calls, Errors    int64
+	FirstError       string
+	Elapsed          time.Duration // time spent running this mode
+	Throughput       float64       // acknowledged calls per second
+	P50, P99, P999   time.Duration
+	Attempts, Keys   float64 // per call
+	Bytes            float64 // per call
+	Injected         int64   // commit_unknown_result faults injected
+	AppliedButFailed int64   // commits applied while reported failed
+	Applied          int64   // calls whose effects are in the database
+	Duplicates       int64   // Applied − Calls
+	hist             histogram
 }
 
 // cell is one point of the matrix.
