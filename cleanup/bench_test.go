@@ -21,7 +21,7 @@ import (
 func BenchmarkSweep(b *testing.B) {
 	for _, n := range []int{0, 1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("markers=%d", n), func(b *testing.B) {
-			db, clk := openClocked(b, 0)
+			db, clk := openClocked(b)
 			j := newJanitor(b, db, &cleanup.Options{MinAge: minAge})
 			ctx := context.Background()
 			val := []byte{1, 0, 0, 0, 1}

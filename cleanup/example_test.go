@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"sync/atomic"
 	"time"
 
 	"github.com/idemkv/idemkv/cleanup"
@@ -17,9 +16,8 @@ import (
 // than the minimum age. Here the engine's version clock is stepped forward
 // instead of waiting ten minutes.
 func ExampleJanitor_Step() {
-	var skew atomic.Int64 // how far the version clock is ahead of real time
-	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
-	db, err := embedded.OpenMem(&embedded.Options{Clock: clock})
+	clock := embedded.NewManualClock(time.Now())
+	db, err := embedded.OpenMem(&embedded.Options{Clock: clock.Now})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,7 +39,7 @@ func ExampleJanitor_Step() {
 	}
 	defer j.Close()
 
-	skew.Store(int64(11 * time.Minute))
+	clock.Advance(11 * time.Minute)
 	res, err := j.Step(ctx)
 	fmt.Println(err, res.Cutoff > 0)
 

@@ -35,33 +35,11 @@ func replay(name string, seed uint64) string {
 	return fmt.Sprintf("seed %d; replay with: go test ./cleanup -run '%s' -seed=%d -v", seed, name, seed)
 }
 
-// clock is a clock a test steps by hand, or runs faster than real time, to
-// age markers without waiting: database versions follow it.
-type clock struct {
-	mu    sync.Mutex
-	base  time.Time
-	off   time.Duration
-	speed float64 // real time's contribution: 0 for a stepped clock
-	start time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.base.Add(c.off + time.Duration(float64(time.Since(c.start))*c.speed))
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
-
-// openClocked opens an in-memory engine whose versions follow a clock
-// running at speed times real time (0: only Advance moves it).
-func openClocked(t testing.TB, speed float64) (*embedded.DB, *clock) {
+// openClocked opens an in-memory engine whose versions follow a clock that
+// moves only when the test advances it, to age markers without waiting.
+func openClocked(t testing.TB) (*embedded.DB, *embedded.ManualClock) {
 	t.Helper()
-	c := &clock{base: time.Unix(1_700_000_000, 0), speed: speed, start: time.Now()}
+	c := embedded.NewManualClock(time.Unix(1_700_000_000, 0))
 	db, err := embedded.OpenMem(&embedded.Options{Clock: c.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func TestNeverTooEarlyEventually(t *testing.T) {
 
 func neverTooEarly(t *testing.T, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 0))
-	db, clk := openClocked(t, 0)
+	db, clk := openClocked(t)
 	ctx := context.Background()
 	janitors := []*cleanup.Janitor{
 		newJanitor(t, db, &cleanup.Options{MinAge: minAge}),
@@ -96,7 +96,7 @@ func TestMarkersBounded(t *testing.T) {
 		interval = time.Second
 		tick     = 100 * time.Millisecond
 	)
-	db, clk := openClocked(t, 0)
+	db, clk := openClocked(t)
 	j := newJanitor(t, db, &cleanup.Options{MinAge: minAge, Interval: interval})
 	ctx := context.Background()
 	bound := int(rate*(minAge+interval).Seconds()) + rate // one tick's worth of slack per side
@@ -129,7 +129,7 @@ func TestMarkersBounded(t *testing.T) {
 // minimum age between two attempts of one call — must turn an ambiguous
 // commit into "outcome lost", never into a second run.
 func TestPrematureCleanupIsOutcomeLost(t *testing.T) {
-	inner, clk := openClocked(t, 0)
+	inner, clk := openClocked(t)
 	j := newJanitor(t, inner, &cleanup.Options{MinAge: minAge})
 	ctx := context.Background()
 	db := &hookDB{Database: inner, before: func(n int) error {
@@ -173,7 +173,7 @@ func TestConcurrentJanitorsKeepExactlyOnce(t *testing.T) {
 }
 
 func concurrentJanitors(t *testing.T, seed uint64) {
-	inner, clk := openClocked(t, 0)
+	inner, clk := openClocked(t)
 	clk.Advance(minAge) // the database is already old enough to sweep
 	db := faulty.Wrap(inner, faulty.Config{
 		Seed: seed, UnknownResultApplied: 0.05, UnknownResultNotApplied: 0.03, UnknownResultLate: 0.05,
@@ -254,7 +254,7 @@ func concurrentJanitors(t *testing.T, seed uint64) {
 }
 
 func TestKeyedIndex(t *testing.T) {
-	db, clk := openClocked(t, 0)
+	db, clk := openClocked(t)
 	ctx := context.Background()
 	idx := cleanup.KeyedIndex{
 		Name:   "requests",
@@ -311,7 +311,7 @@ func TestKeyedIndex(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	db, _ := openClocked(t, 0)
+	db, _ := openClocked(t)
 	for _, tc := range []struct {
 		opts cleanup.Options
 		want string
@@ -338,7 +338,7 @@ func TestBadInput(t *testing.T) {
 
 // A prefix that holds user data is refused before anything is cleared.
 func TestForeignPrefixRefused(t *testing.T) {
-	db, clk := openClocked(t, 0)
+	db, clk := openClocked(t)
 	do(t, db, func(tr kv.Transaction) (struct{}, error) {
 		tr.Set([]byte("users/alice"), []byte("{}"))
 		return struct{}{}, nil
@@ -358,7 +358,7 @@ func TestForeignPrefixRefused(t *testing.T) {
 }
 
 func TestStartClose(t *testing.T) {
-	db, _ := openClocked(t, 0)
+	db, _ := openClocked(t)
 	j := newJanitor(t, db, &cleanup.Options{Interval: time.Millisecond})
 	if err := j.Start(); err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,33 +28,13 @@ func seed(t testing.TB) uint64 {
 	return s
 }
 
-// clock is a manual clock for the embedded engine: versions advance only
-// when a test steps it (and by one per commit), so leases and retention
-// expire exactly when the test says.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // openClocked opens an in-memory store on a manual clock, without the
 // background janitor (tests sweep with Store.Sweep).
-func openClocked(t testing.TB, opts *idemkv.Options) (*idemkv.Store, *clock) {
+func openClocked(t testing.TB, opts *idemkv.Options) (*idemkv.Store, *embedded.ManualClock) {
 	t.Helper()
-	c := newClock()
+	// Versions advance only when a test steps the clock (and by one per
+	// commit), so leases and retention expire exactly when the test says.
+	c := embedded.NewManualClock(time.Unix(1_700_000_000, 0))
 	var o idemkv.Options
 	if opts != nil {
 		o = *opts

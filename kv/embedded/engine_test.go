@@ -36,25 +36,8 @@ func testSeed(t *testing.T) uint64 {
 	return s
 }
 
-// stepClock is a clock tests move by hand.
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newStepClock() *stepClock { return &stepClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) Step(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
+// newStepClock is the clock tests move by hand.
+func newStepClock() *ManualClock { return NewManualClock(time.Unix(1_700_000_000, 0)) }
 
 func commitSet(t *testing.T, db *DB, key, value string) int64 {
 	t.Helper()
@@ -79,12 +62,12 @@ func TestVersionsFollowClockAndStayMonotone(t *testing.T) {
 	db := openMem(t, &Options{Clock: clk.Now})
 	rv := func() int64 { return newTr(t, db).GetReadVersion().MustGet() }
 	v0 := rv()
-	clk.Step(time.Second)
+	clk.Advance(time.Second)
 	v1 := rv()
 	if v1-v0 != kv.VersionsPerSecond {
 		t.Fatalf("idle GRV advanced %d in one second, want %d", v1-v0, kv.VersionsPerSecond)
 	}
-	clk.Step(-10 * time.Second) // a clock going backwards must not move versions back
+	clk.Advance(-10 * time.Second) // a clock going backwards must not move versions back
 	if v2 := rv(); v2 < v1 {
 		t.Fatalf("GRV went back from %d to %d", v1, v2)
 	}
@@ -107,7 +90,7 @@ func TestReopenContinuesAboveLastVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Step(time.Hour) // far ahead of the next open's clock
+	clk.Advance(time.Hour) // far ahead of the next open's clock
 	tr := newTr(t, db)
 	tr.Set([]byte("k"), []byte("v"))
 	if err := tr.Commit().Err(); err != nil {
@@ -142,10 +125,10 @@ func TestIdleVersionsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	commitSet(t, db, "k", "v")
-	clk.Step(10 * time.Second)
+	clk.Advance(10 * time.Second)
 	idle := newTr(t, db).GetReadVersion().MustGet()
 	db.Close()
-	clk.Step(time.Second)
+	clk.Advance(time.Second)
 	db, err = Open(dir, &Options{Clock: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +339,7 @@ func TestSnapshotReleaseIsTooOld(t *testing.T) {
 	if v := again.Get([]byte("k")).MustGet(); string(v) != "1" {
 		t.Fatalf("SetReadVersion(%d): got %q, want the old value", oldRV, v)
 	}
-	clk.Step(6 * time.Second)
+	clk.Advance(6 * time.Second)
 	commitSet(t, db, "k", "3") // this commit releases the aged-out snapshots
 	db.mu.Lock()
 	oldest := db.mu.snaps[0].version
@@ -384,7 +367,7 @@ func TestIdleReadVersionAgesOut(t *testing.T) {
 	db := openMem(t, &Options{Clock: clk.Now})
 	tr := newTr(t, db)
 	tr.Get([]byte("k")).MustGet()
-	clk.Step(5*time.Second + time.Millisecond)
+	clk.Advance(5*time.Second + time.Millisecond)
 	_, err := tr.Get([]byte("k")).Get()
 	wantCode(t, "read after five idle seconds", err, kv.CodeTransactionTooOld)
 	if err := tr.OnError(err); err != nil {
@@ -907,7 +890,7 @@ func TestReadsRaceSnapshotRelease(t *testing.T) {
 		if err := tr.Commit().Err(); err != nil {
 			t.Fatal(err)
 		}
-		clk.Step(100 * time.Millisecond)
+		clk.Advance(100 * time.Millisecond)
 	}
 	close(stop)
 	wg.Wait()
