@@ -2,6 +2,7 @@ package cleanup
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -82,7 +83,7 @@ type KeyedIndex struct {
 func (k KeyedIndex) IndexKey(due int64, ref []byte) []byte {
 	key := make([]byte, 0, len(k.Prefix)+8+len(ref))
 	key = append(key, k.Prefix...)
-	key = append(key, byte(due>>56), byte(due>>48), byte(due>>40), byte(due>>32), byte(due>>24), byte(due>>16), byte(due>>8), byte(due))
+	key = binary.BigEndian.AppendUint64(key, uint64(due))
 	return append(key, ref...)
 }
 
