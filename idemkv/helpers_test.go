@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/idemkv/idemkv/idemkv"
 	"github.com/idemkv/idemkv/kv"
 	"github.com/idemkv/idemkv/kv/embedded"
@@ -42,9 +44,7 @@ func openClocked(t testing.TB, opts *idemkv.Options) (*idemkv.Store, *embedded.M
 	o.Embedded = &embedded.Options{Clock: c.Now}
 	o.NoJanitor = true
 	s, err := idemkv.Open(context.Background(), "mem:", &o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s, c
 }
@@ -54,16 +54,10 @@ func openClocked(t testing.TB, opts *idemkv.Options) (*idemkv.Store, *embedded.M
 func dump(t testing.TB, s *idemkv.Store, family string) []kv.KeyValue {
 	t.Helper()
 	r, err := kv.PrefixRange(append(bytes.Clone(idemkv.DefaultPrefix), family...))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	tr, err := s.Database().CreateTransaction(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	kvs, err := tr.GetRange(r, kv.RangeOptions{}).Get()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return kvs
 }
