@@ -145,6 +145,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 		db.mu.inflight = 0
 		db.releaseOldLocked(cv)
 		db.mu.Unlock()
+		db.notifyWatches(accepted)
 	} else {
 		db.mu.Lock()
 		db.mu.inflight = 0

@@ -92,6 +92,9 @@ type DB struct {
 	// goroutine touches it.
 	window conflictWindow
 
+	// watches holds the keys watched through Watch (watch.go).
+	watches watchSet
+
 	// testHookBeforeApply, set by tests before any commit, runs in the
 	// committer before each batch is applied (to hold a group open).
 	testHookBeforeApply func()
