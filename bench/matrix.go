@@ -362,12 +362,11 @@ func sweep(ctx context.Context, e *engine, c *cell) error {
 	if err != nil {
 		return err
 	}
-	wm := string(txn.WatermarkKey(txn.DefaultPrefix))
 	count := func() (int64, error) {
 		var n int64
 		err := scan(ctx, e.db, r, func(kv kv.KeyValue) error {
-			if string(kv.Key) != wm {
-				n++
+			if _, err := txn.ParseMarkerKey(txn.DefaultPrefix, kv.Key); err == nil {
+				n++ // not the watermark, not a shard's sentinel
 			}
 			return nil
 		})

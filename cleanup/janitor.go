@@ -1,7 +1,6 @@
 package cleanup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -201,7 +200,6 @@ func (j *Janitor) checkPrefix(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidOptions, err)
 	}
-	wm := txn.WatermarkKey(j.cfg.prefix)
 	return retry(ctx, j.db, func(tr kv.Transaction) error {
 		snap := tr.Snapshot()
 		first := snap.GetRange(r, kv.RangeOptions{Limit: 100})
@@ -212,10 +210,7 @@ func (j *Janitor) checkPrefix(ctx context.Context) error {
 				return err
 			}
 			for _, e := range kvs {
-				if bytes.Equal(e.Key, wm) {
-					continue
-				}
-				if _, err := txn.ParseMarkerKey(j.cfg.prefix, e.Key); err != nil || len(e.Value) != 5 {
+				if !txn.IsProtocolKey(j.cfg.prefix, e.Key, e.Value) {
 					return fmt.Errorf("%w: found %q = %q under %q; is this the prefix your transactions use (txn.Options.Prefix)?", ErrForeignPrefix, e.Key, e.Value, j.cfg.prefix)
 				}
 			}

@@ -20,24 +20,52 @@
 // # The protocol
 //
 // A call owns one ID and one marker key: prefix + shard + version + random
-// ID. The version is the first attempt's read version, so markers sort by
-// age within a shard and the janitor (package cleanup) can remove old ones
-// with one range clear per shard, never reading them.
+// ID. The version is no later than the call's first commit (the first
+// attempt's read version, or the creation of the shard's sentinel, below),
+// so markers sort by age within a shard and the janitor (package cleanup)
+// can remove old ones with one range clear per shard, never reading them.
+// The shard is part of the ID: Options.Shards may change between calls and
+// processes, and Resolve takes the shard from the ID.
 //
-// Every attempt adds a read conflict range on the marker key and writes the
-// marker with its attempt number. Two attempts of one call therefore
+// Every attempt adds a read conflict range on the marker key and, after fn
+// has run, writes the marker: its attempt number and (a versionstamped
+// value) the commit's versionstamp. Two attempts of one call therefore
 // conflict whatever order their commits land in, including an attempt whose
 // commit is still in flight after its client saw an error: at most one
-// commits.
+// commits. The marker is the attempt's last word on its key, so nothing fn
+// does — a range clear over the markers included — erases it; and fn's
+// transaction refuses Commit, Reset and OnError (ErrTransactionControl),
+// which would take the commit out of the protocol's hands.
 //
 // After the first maybe-committed error, each attempt reads the marker
-// before running the function. Present: an earlier attempt committed; its
-// kept result is returned. Absent, and the janitor's watermark is not past
-// the marker's version: nothing has committed as of this read version, the
-// function runs, and any earlier attempt that lands later conflicts with
-// this one. Absent with the watermark past it: the marker may have been
-// cleaned, so the call returns *OutcomeLostError and does not run the
-// function.
+// before running the function, and concludes:
+//
+//   - Present with an attempt number: that attempt committed; its kept
+//     result and its versionstamp are returned, fn is not run again.
+//   - Present as a tombstone: Resolve fenced the ID while the call ran. An
+//     attempt still in flight could land after this read, so the call
+//     fences again (a commit that writes the marker) before it reports
+//     ErrFenced; if an attempt landed first, the call returns its result.
+//   - Absent: no attempt has committed as of this read version — provided
+//     the marker cannot have been removed. Two things remove markers. The
+//     janitor's sweep advances the watermark past every version it clears,
+//     in the same transaction: watermark past the ID's version means
+//     *OutcomeLostError. Any other range clear that reaches the marker and
+//     begins at or before its shard's start (a clear of the prefix, of the
+//     keyspace, of the shard: a test reset, a "delete everything" job)
+//     also removes the shard's sentinel, the shard's first key, whose value
+//     is the versionstamp of its creation. A call makes sure the sentinel
+//     exists and is no newer than the ID before its first commit (creating
+//     it, in a transaction of its own, on a fresh shard). So a sentinel
+//     missing, or created after the ID's version, means the markers may
+//     have been cleared since: *OutcomeLostError, with Cleared set. With
+//     both checks passed, the function runs, and any earlier attempt that
+//     lands later conflicts with this one (a later sweep or clear writes
+//     the marker key this attempt read, so it conflicts too).
+//
+// What no reader can see: a point Clear of one marker, or a range clear
+// that begins inside a shard, after the shard's sentinel. Only the janitor
+// writes there; nobody else should.
 //
 // # What is retried, and why
 //
@@ -56,26 +84,45 @@
 //   - errors from the function that are not *kv.Error: not retried; the call
 //     ends with that error and commits nothing (if an earlier attempt may
 //     still land, the call fences its ID first, and returns that attempt's
-//     result if it did land).
+//     result if it did land). The fence retries within RetryLimit; past
+//     it, the call returns *UnknownResultError.
 //
 // # What it costs
 //
-// On the happy path: one small extra key written (the marker, about 40 bytes
-// with the default prefix) and one read conflict range per transaction; no
-// extra transaction and no per-commit cleanup. A write-only function also
-// needs the read version it would otherwise not ask for, to date the
-// marker. After an ambiguous error: one point read per later attempt (two
-// when the marker is absent: the watermark too). Markers are removed in bulk
-// by the janitor, not by the commit path.
+// On the happy path: one small extra key written (the marker, about 55
+// bytes with the default prefix, as a versionstamped value) and one read
+// conflict range per transaction, and one snapshot point read per call
+// (the shard's sentinel), sent with the first read version and awaited
+// only before the commit, so that it overlaps fn's own reads; no extra
+// transaction and no per-commit cleanup. A write-only function also needs
+// the read version it would otherwise not ask for, to date the marker. The
+// first call on a fresh (or cleared) shard creates its sentinel in a small
+// transaction of its own. After an ambiguous error: one point read per
+// later attempt (three when the marker is absent: the watermark and the
+// sentinel too, in parallel). Markers are removed in bulk by the janitor,
+// not by the commit path.
 //
 // # Resolving an unknown outcome
 //
 // A call that timed out returns *UnknownResultError. Resolve(ctx, db, e.ID,
-// opts) settles it: it reads the marker and, if absent, writes a tombstone in
-// the same transaction, so that no attempt still in flight can commit
-// afterwards. The answer — Committed or NotCommitted — is final. Resolve
-// before the janitor's minimum age has passed (ten minutes by default), or it
-// may answer *OutcomeLostError.
+// opts) settles it: it reads the marker and, unless an attempt committed,
+// writes a tombstone in the same transaction (again, if one is there), so
+// that no attempt still in flight can commit afterwards. The answer —
+// Committed or NotCommitted — is final for a call that has returned.
+// Resolve retries its own failures, timeouts included, within the retry
+// limit and ctx, and otherwise returns *UnknownResultError: call it again.
+// Resolve before the janitor's minimum age has passed (ten minutes by
+// default), or it may answer *OutcomeLostError. ResolveCommit also returns
+// the committing attempt's Commit.
+//
+// # Versionstamps
+//
+// The FoundationDB idiom of returning tr.GetVersionstamp() from the
+// function breaks exactly when it matters: when the attempt that committed
+// is not the one whose answer the call received, its future fails.
+// TransactCommit returns the committing attempt's versionstamp and commit
+// version after every success, read back from the marker when the answer
+// was lost.
 //
 // # The stock loop
 //

@@ -27,7 +27,9 @@ var (
 // transaction committed: it timed out, or its context ended, or it ran out
 // of retries, after a commit had been sent whose outcome was not learned.
 // Nothing is retried after a timeout; Resolve(ctx, db, e.ID, opts) fences
-// the ID and answers committed or not committed, definitively.
+// the ID and answers committed or not committed, definitively. Resolve
+// itself returns it, for the same ID, when it could not settle the outcome
+// in its retry limit, timeout or context: call Resolve again.
 type UnknownResultError struct {
 	ID  ID
 	Err error // the error the call ended with, e.g. transaction_timed_out (1031)
@@ -48,12 +50,23 @@ func (e *UnknownResultError) Is(target error) bool { return target == ErrUnknown
 // watermark has passed its version, so it may have committed and been
 // cleaned. The function is never run again in that case. It happens only
 // when a call (or a Resolve) outlives the janitor's minimum age.
+//
+// It also happens when a range clear removed the markers of the call's
+// shard (a clear of the marker prefix, or of a range that begins at or
+// before the shard's start): Cleared is then set. The shard's sentinel,
+// which every such clear removes too, is how the call knows.
 type OutcomeLostError struct {
 	ID        ID
 	Watermark int64
+	// Cleared reports that the shard's sentinel was missing or newer than
+	// the ID: the markers were cleared by someone other than the janitor.
+	Cleared bool
 }
 
 func (e *OutcomeLostError) Error() string {
+	if e.Cleared {
+		return fmt.Sprintf("txn: outcome of transaction %v lost: its shard's sentinel is missing or newer than the ID, so its markers were cleared after it began (a range clear over the marker prefix; never clear it), or the ID is not from this database", e.ID)
+	}
 	return fmt.Sprintf("txn: outcome of transaction %v lost: the janitor's watermark %d has passed its version %d; raise the janitor's minimum age above the longest call", e.ID, e.Watermark, e.ID.Version)
 }
 

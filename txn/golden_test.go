@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/idemkv/idemkv/kv"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current encoding")
@@ -25,9 +27,11 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	fmt.Fprintf(&b, "id %s\n", id)
 	line("marker key (default)", MarkerKey(DefaultPrefix, id))
 	line("marker key (prefix p/)", MarkerKey([]byte("p/"), id))
-	line("marker value attempt 1", encodeMarker(1))
-	line("marker value attempt 7", encodeMarker(7))
-	line("tombstone", encodeMarker(tombstoneAttempt))
+	line("marker param attempt 1", markerParam(1))
+	line("marker param attempt 7", markerParam(7))
+	line("tombstone param", markerParam(tombstoneAttempt))
+	line("sentinel key shard 3", SentinelKey([]byte("p/"), 3))
+	line("sentinel param", sentinelParam())
 	line("watermark key", WatermarkKey([]byte("p/")))
 	line("watermark value", EncodeWatermark(0x0102030405060708))
 	r := MarkerRange([]byte("p/"), 3, 0x0102030405060708)
@@ -56,8 +60,27 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	if p, err := ParseID(id.String()); err != nil || p != id {
 		t.Fatalf("ParseID(String) = %v, %v; want %v", p, err, id)
 	}
-	if a, err := decodeMarker(encodeMarker(7)); err != nil || a != 7 {
-		t.Fatalf("decodeMarker = %d, %v", a, err)
+	// A marker value is its parameter with the versionstamp placed.
+	vs := kv.NewVersionstamp(0x0102030405060708, 9)
+	val, err := kv.PlaceVersionstamp(markerParam(7), vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := decodeMarker(val); err != nil || m.attempt != 7 || m.stamp != vs {
+		t.Fatalf("decodeMarker = %+v, %v", m, err)
+	}
+	if m, err := decodeMarker([]byte{markerFormatV1, 0, 0, 0, 7}); err != nil || m.attempt != 7 {
+		t.Fatalf("decodeMarker of format 1 = %+v, %v", m, err)
+	}
+	sval, err := kv.PlaceVersionstamp(sentinelParam(), vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := decodeSentinel(sval); err != nil || got != vs {
+		t.Fatalf("decodeSentinel = %v, %v", got, err)
+	}
+	if !IsProtocolKey([]byte("p/"), SentinelKey([]byte("p/"), 3), sval) || !IsProtocolKey([]byte("p/"), MarkerKey([]byte("p/"), id), val) || IsProtocolKey([]byte("p/"), []byte("p/x"), val) {
+		t.Fatal("IsProtocolKey does not tell markers and sentinels from other keys")
 	}
 	if w, err := DecodeWatermark(EncodeWatermark(42)); err != nil || w != 42 {
 		t.Fatalf("DecodeWatermark = %d, %v", w, err)
@@ -76,5 +99,8 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	}
 	if !r.Contains(MarkerKey([]byte("p/"), ID{Shard: 3, Version: id.Version - 1})) || r.Contains(MarkerKey([]byte("p/"), id)) {
 		t.Fatal("MarkerRange is not [shard start, version)")
+	}
+	if !r.Contains(MarkerKey([]byte("p/"), ID{Shard: 3})) || r.Contains(SentinelKey([]byte("p/"), 3)) {
+		t.Fatal("MarkerRange does not cover every older marker of the shard while sparing its sentinel")
 	}
 }

@@ -29,20 +29,33 @@ type ID struct {
 const (
 	markerSuffixLen = 1 + 8 + 16
 	watermarkName   = "watermark"
-	// markerFormat is the first byte of every marker value.
-	markerFormat = 0x01
+	// markerFormatV1 is the first byte of the 5-byte marker values of
+	// earlier versions of this package (format, attempt): still read, with
+	// no versionstamp.
+	markerFormatV1 = 0x01
+	// markerFormat is the first byte of a marker value: format, attempt
+	// (4 bytes, big-endian), and the versionstamp of the transaction that
+	// wrote it (10 bytes, filled in by the commit).
+	markerFormat   = 0x02
+	markerValueLen = 1 + 4 + len(kv.Versionstamp{})
+	// sentinelFormat is the first byte of a shard sentinel's value: format
+	// and the versionstamp of the transaction that created it.
+	sentinelFormat   = 0x01
+	sentinelValueLen = 1 + len(kv.Versionstamp{})
 	// tombstoneAttempt is the attempt number Resolve writes to fence an ID:
 	// attempts count from 1, so no attempt ever wrote it.
 	tombstoneAttempt = 0
 )
 
-func newID(shards int, readVersion int64) (ID, error) {
+// newID draws the random part and the shard of a call's ID; the version is
+// set by the call's first attempt.
+func newID(shards int) (ID, error) {
 	r, err := uuid.NewRandom()
 	if err != nil {
 		return ID{}, fmt.Errorf("txn: cannot make a transaction ID: %w", err)
 	}
 	// The shard comes from random bits, so markers spread evenly.
-	return ID{Shard: uint8(int(r[15]) % shards), Version: readVersion, Rand: r}, nil
+	return ID{Shard: uint8(int(r[15]) % shards), Rand: r}, nil
 }
 
 // IsZero reports whether id is the zero ID, which no call has.
@@ -69,14 +82,16 @@ func ParseID(s string) (ID, error) {
 	return ID{Shard: uint8(shard), Version: int64(version), Rand: r}, nil
 }
 
-// check reports whether id could have been made by Transact with c: a shard
-// in range, a non-negative version, and a random version-4 UUID.
-func (id ID) check(c *config) error {
+// check reports whether id could have been made by Transact: a shard below
+// MaxShards, a non-negative version, and a random version-4 UUID. The shard
+// is the ID's own: Resolve takes it from the ID whatever Options.Shards is
+// now, so changing Shards never strands an ID.
+func (id ID) check() error {
 	switch {
 	case id.IsZero():
 		return fmt.Errorf("%w: the zero ID", ErrInvalidID)
-	case int(id.Shard) >= c.shards:
-		return fmt.Errorf("%w: %v has shard %d but the options have %d shards (were Prefix and Shards the same as the call's?)", ErrInvalidID, id, id.Shard, c.shards)
+	case int(id.Shard) >= MaxShards:
+		return fmt.Errorf("%w: %v has shard %d; shards are 0 to %d", ErrInvalidID, id, id.Shard, MaxShards-1)
 	case id.Version < 0:
 		return fmt.Errorf("%w: %v has a negative version", ErrInvalidID, id)
 	case id.Rand.Version() != 4 || id.Rand.Variant() != uuid.RFC4122:
@@ -108,12 +123,46 @@ func ParseMarkerKey(prefix, key []byte) (ID, error) {
 }
 
 // MarkerRange returns the range of shard's markers whose version is below
-// the given one: what the janitor clears in one range clear.
+// the given one: what the janitor clears in one range clear. It begins just
+// after the shard's sentinel (SentinelKey), which the janitor never clears.
 func MarkerRange(prefix []byte, shard uint8, below int64) kv.Range {
-	b := make([]byte, 0, len(prefix)+1)
-	b = append(append(b, prefix...), shard)
-	e := binary.BigEndian.AppendUint64(bytes.Clone(b), uint64(below))
+	s := SentinelKey(prefix, shard)
+	b := append(bytes.Clone(s), 0)
+	e := binary.BigEndian.AppendUint64(s, uint64(below))
 	return kv.Range{Begin: b, End: e}
+}
+
+// SentinelKey returns the key of shard's sentinel: prefix + shard, the
+// first key of the shard, before all of its markers. Its value carries the
+// versionstamp of its creation. Any range clear that removes a marker and
+// begins at or before its shard's start — a clear of the prefix, of the
+// keyspace, of the shard — removes the sentinel too, and a sentinel created
+// again carries a later versionstamp: that is how a reader learns that a
+// marker absent now may have been cleared (see the package doc).
+func SentinelKey(prefix []byte, shard uint8) []byte {
+	k := make([]byte, 0, len(prefix)+1+markerSuffixLen)
+	return append(append(k, prefix...), shard)
+}
+
+// IsProtocolKey reports whether key, holding value, is one that Transact,
+// Resolve or the janitor write under prefix: a marker, a shard sentinel or
+// the watermark. The janitor uses it to refuse a prefix that holds
+// anything else.
+func IsProtocolKey(prefix, key, value []byte) bool {
+	if !bytes.HasPrefix(key, prefix) {
+		return false
+	}
+	switch rest := key[len(prefix):]; {
+	case bytes.Equal(key, WatermarkKey(prefix)):
+		return len(value) == 8
+	case len(rest) == 1 && rest[0] < MaxShards:
+		_, err := decodeSentinel(value)
+		return err == nil
+	case len(rest) == markerSuffixLen && rest[0] < MaxShards:
+		_, err := decodeMarker(value)
+		return err == nil
+	}
+	return false
 }
 
 // WatermarkKey returns the key under which the janitor records the version
@@ -142,15 +191,53 @@ func DecodeWatermark(b []byte) (int64, error) {
 	return int64(binary.LittleEndian.Uint64(b)), nil
 }
 
-// encodeMarker encodes a marker's value: the format byte and the number of
-// the attempt that wrote it (tombstoneAttempt for a fence).
-func encodeMarker(attempt uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{markerFormat}, attempt)
+// markerParam is the parameter of the kv.SetVersionstampedValue that
+// writes a marker: the format byte, the number of the attempt that wrote it
+// (tombstoneAttempt for a fence), room for the versionstamp, and the
+// versionstamp's offset.
+func markerParam(attempt uint32) []byte {
+	b := make([]byte, 0, markerValueLen+4)
+	b = binary.BigEndian.AppendUint32(append(b, markerFormat), attempt)
+	b = append(b, make([]byte, len(kv.Versionstamp{}))...)
+	return binary.LittleEndian.AppendUint32(b, 5)
 }
 
-func decodeMarker(b []byte) (uint32, error) {
-	if len(b) != 5 || b[0] != markerFormat {
-		return 0, fmt.Errorf("txn: marker value %x is not one of ours (format %#x, 5 bytes)", b, markerFormat)
+// marker is a decoded marker value.
+type marker struct {
+	attempt uint32
+	// stamp is the versionstamp of the transaction that wrote the marker;
+	// zero for a marker of format 1.
+	stamp kv.Versionstamp
+}
+
+func decodeMarker(b []byte) (marker, error) {
+	var m marker
+	switch {
+	case len(b) == markerValueLen && b[0] == markerFormat:
+		m.attempt = binary.BigEndian.Uint32(b[1:5])
+		copy(m.stamp[:], b[5:])
+	case len(b) == 5 && b[0] == markerFormatV1:
+		m.attempt = binary.BigEndian.Uint32(b[1:5])
+	default:
+		return m, fmt.Errorf("txn: marker value %x is not one of ours (format %#x, %d bytes)", b, markerFormat, markerValueLen)
 	}
-	return binary.BigEndian.Uint32(b[1:]), nil
+	return m, nil
+}
+
+// sentinelParam is the parameter of the kv.SetVersionstampedValue that
+// creates a shard's sentinel.
+func sentinelParam() []byte {
+	b := make([]byte, sentinelValueLen, sentinelValueLen+4)
+	b[0] = sentinelFormat
+	return binary.LittleEndian.AppendUint32(b, 1)
+}
+
+// decodeSentinel returns the versionstamp a sentinel was created with.
+func decodeSentinel(b []byte) (kv.Versionstamp, error) {
+	var vs kv.Versionstamp
+	if len(b) != sentinelValueLen || b[0] != sentinelFormat {
+		return vs, fmt.Errorf("txn: sentinel value %x is not one of ours (format %#x, %d bytes)", b, sentinelFormat, sentinelValueLen)
+	}
+	copy(vs[:], b[1:])
+	return vs, nil
 }

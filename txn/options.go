@@ -18,7 +18,8 @@ const (
 	DefaultShards     = 16
 	DefaultRetryLimit = 100
 	// MaxShards is the most shards a prefix can have: the shard is one byte
-	// and 0xff is reserved for the prefix's metadata (the watermark).
+	// and 0xff is reserved for the prefix's metadata (the watermark). The
+	// janitor sweeps all of them.
 	MaxShards = 255
 	// maxPrefixLen leaves room for the shard, version and ID under
 	// kv.MaxKeySize.
@@ -27,7 +28,7 @@ const (
 
 // Options configures Transact and Resolve. A nil *Options means all
 // defaults; zero fields take their defaults too. Transact and Resolve must
-// be given the same Prefix and Shards for the same markers.
+// be given the same Prefix for the same markers.
 type Options struct {
 	// Prefix is the key prefix of the markers and their metadata. Default
 	// DefaultPrefix. It must not be empty, must not begin with 0xff (the
@@ -35,11 +36,14 @@ type Options struct {
 	Prefix []byte
 	// Shards spreads markers over this many key ranges so that concurrent
 	// commits do not all write to the end of one range (a FoundationDB hot
-	// spot). 1 to MaxShards; default DefaultShards. Changing it later is
-	// safe for new calls; Resolve takes the shard from the ID.
+	// spot). 1 to MaxShards; default DefaultShards. The shard is part of
+	// each call's ID, so changing Shards later, or using different values
+	// in different processes, is safe: Resolve takes the shard from the ID,
+	// and the janitor sweeps every shard.
 	Shards int
-	// RetryLimit bounds the retries of one call. 0 means DefaultRetryLimit;
-	// a negative value means no limit.
+	// RetryLimit bounds the retries of one call, and of the fences and
+	// Resolves that settle it. 0 means DefaultRetryLimit; a negative value
+	// means no limit (only ctx and Timeout end the call).
 	RetryLimit int
 	// Timeout bounds the whole call, all attempts included (FoundationDB's
 	// timeout option, which since API 610 is not reset by OnError). A call

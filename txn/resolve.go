@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -30,115 +31,163 @@ func (o Outcome) String() string {
 }
 
 // Resolve settles the outcome of the call that id names — typically the ID
-// of an *UnknownResultError from a call that timed out. It fences the ID: if
-// no attempt has committed, it writes a tombstone marker in the same
-// transaction as its read, so an attempt still in flight conflicts and can
-// never commit afterwards. The answer is therefore final: Committed or
-// NotCommitted. If the janitor's watermark has passed the ID's version, the
-// outcome can no longer be learned and Resolve returns *OutcomeLostError; to
-// avoid that, resolve within the janitor's minimum age.
+// of an *UnknownResultError from a call that timed out. It fences the ID: it
+// reads the marker and, in the same transaction, writes a tombstone if none
+// is committed, so an attempt still in flight conflicts and can never commit
+// afterwards. The answer is therefore final: Committed or NotCommitted. If
+// the marker may have been removed — the janitor's watermark has passed the
+// ID's version, or a range clear removed the shard's sentinel — the outcome
+// can no longer be learned and Resolve returns *OutcomeLostError; to avoid
+// that, resolve within the janitor's minimum age, and never clear the
+// marker prefix.
 //
-// opts must have the Prefix and Shards of the call. Resolve may be called any
-// number of times for the same ID and always gives the same answer (until
-// the janitor removes the marker). It must not be called for a call that is
-// still running: a fence does not stop a call that has not yet seen an
-// ambiguous commit.
+// Resolve retries its own failures, maybe-committed and timed-out commits
+// included (it is idempotent), until it has an answer, the retry limit of
+// opts is reached, opts' Timeout passes or ctx ends; then it returns
+// *UnknownResultError for the same ID, which says to call it again.
+//
+// opts must have the Prefix of the call; Shards does not matter (the shard
+// is the ID's). Resolve may be called any number of times for the same ID
+// and always gives the same answer (until the janitor removes the marker).
+// It is meant for calls that have returned: a fence stops the attempts it
+// conflicts with — those in flight — but an attempt that a still-running
+// call starts after the fence, before that call has seen an ambiguous
+// commit, does not read the marker and may commit over the tombstone.
 func Resolve(ctx context.Context, db kv.Database, id ID, opts *Options) (Outcome, error) {
-	c, err := opts.config()
-	if err != nil {
-		return 0, err
-	}
-	if db == nil {
-		return 0, ErrNilDatabase
-	}
-	if err := id.check(&c); err != nil {
-		return 0, err
-	}
-	if ctx.Err() != nil {
-		return 0, ctxError(ctx)
-	}
-	tr, err := db.CreateTransaction(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
-		return 0, err
-	}
-	o, _, err := fence(ctx, tr, &c, id, MarkerKey(c.prefix, id), c.maxRetryDelay)
+	o, _, err := ResolveCommit(ctx, db, id, opts)
 	return o, err
 }
 
-// fence learns id's outcome in a retry loop and, if no attempt committed,
-// commits a tombstone so that none ever can. It returns the committed
-// attempt's number with Committed. fence is idempotent, so an ambiguous
-// commit of the tombstone is simply retried: the next read finds it or not.
-func fence(ctx context.Context, tr kv.Transaction, c *config, id ID, key []byte, maxDelay time.Duration) (Outcome, uint32, error) {
+// ResolveCommit is Resolve, and also returns the Commit of the attempt that
+// committed, when the outcome is Committed.
+func ResolveCommit(ctx context.Context, db kv.Database, id ID, opts *Options) (Outcome, Commit, error) {
+	c, err := opts.config()
+	if err != nil {
+		return 0, Commit{}, err
+	}
+	if db == nil {
+		return 0, Commit{}, ErrNilDatabase
+	}
+	if err := id.check(); err != nil {
+		return 0, Commit{}, err
+	}
+	if ctx.Err() != nil {
+		return 0, Commit{}, ctxError(ctx)
+	}
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	tr, err := db.CreateTransaction(ctx)
+	if err != nil {
+		return 0, Commit{}, err
+	}
+	defer tr.Cancel()
+	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
+		return 0, Commit{}, err
+	}
+	o, m, err := fence(ctx, tr, &c, id, MarkerKey(c.prefix, id))
+	if err != nil || o != Committed {
+		return o, Commit{}, err
+	}
+	return o, Commit{ID: id, Attempt: m.attempt, Versionstamp: m.stamp}, nil
+}
+
+// fence learns id's outcome and, unless an attempt committed, commits a
+// tombstone so that none ever can. It returns the committed attempt's marker
+// with Committed. fence is idempotent, so it retries everything retryable,
+// maybe-committed and timed-out commits included, within c's retry limit;
+// past it, or once ctx ends, it returns *UnknownResultError.
+func fence(ctx context.Context, tr kv.Transaction, c *config, id ID, key []byte) (Outcome, marker, error) {
+	var o Outcome
+	var m marker
+	err := retryIdempotent(ctx, tr, c, func() (err error) {
+		o, m, err = fenceOnce(tr, c, id, key)
+		return err
+	})
+	if err != nil && isKVError(err) && !errors.Is(err, ErrUnknownResult) {
+		return 0, m, &UnknownResultError{ID: id, Err: err}
+	}
+	return o, m, err
+}
+
+// retryIdempotent runs fn, an idempotent transaction on tr, until it
+// succeeds, fails with an error that is not a *kv.Error, c's retry limit is
+// reached or ctx ends. Unlike OnError it also retries
+// transaction_timed_out (a timeout of the attempt, not of ctx) and
+// cluster_version_changed, which it must not hand to OnError (see
+// Transact).
+func retryIdempotent(ctx context.Context, tr kv.Transaction, c *config, fn func() error) error {
 	var bo kv.Backoff
-	for {
-		o, a, err := fenceOnce(tr, c, id, key)
+	for tries := 1; ; tries++ {
+		err := fn()
 		if err == nil || !isKVError(err) {
-			return o, a, err
+			return err
 		}
-		if code, _ := kv.ErrorCode(err); code == kv.CodeClusterVersionChanged {
-			// Not for OnError (see Transact); back off and reset here.
-			t := time.NewTimer(bo.Next(maxDelay, rand.Float64()))
+		if ctx.Err() != nil {
+			return ctxError(ctx)
+		}
+		if c.retryLimit >= 0 && tries > c.retryLimit {
+			return err
+		}
+		code, _ := kv.ErrorCode(err)
+		switch {
+		case code == kv.CodeClusterVersionChanged || code == kv.CodeTransactionTimedOut:
+			// Not for OnError (it would switch clusters, or refuse); back
+			// off and reset here.
+			t := time.NewTimer(bo.Next(c.maxRetryDelay, rand.Float64()))
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return 0, 0, ctxError(ctx)
+				return ctxError(ctx)
 			case <-t.C:
 			}
 			tr.Reset()
-			if err := tr.Options().SetMaxRetryDelay(maxDelay); err != nil {
-				return 0, 0, err
+			if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
+				return err
 			}
-			continue
-		}
-		if err := tr.OnError(err); err != nil {
-			return 0, 0, err
+		default:
+			if err := tr.OnError(err); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-func fenceOnce(tr kv.Transaction, c *config, id ID, key []byte) (Outcome, uint32, error) {
+func fenceOnce(tr kv.Transaction, c *config, id ID, key []byte) (Outcome, marker, error) {
+	var m marker
 	rv, err := tr.GetReadVersion().Get()
 	if err != nil {
-		return 0, 0, err
+		return 0, m, err
 	}
 	if id.Version > rv {
-		return 0, 0, fmt.Errorf("%w: %v has version %d, after the database's current version %d", ErrInvalidID, id, id.Version, rv)
+		return 0, m, fmt.Errorf("%w: %v has version %d, after the database's current version %d", ErrInvalidID, id, id.Version, rv)
 	}
 	val, err := tr.Get(key).Get()
 	if err != nil {
-		return 0, 0, err
+		return 0, m, err
 	}
 	if val != nil {
-		a, err := decodeMarker(val)
-		if err != nil {
-			return 0, 0, err
+		if m, err = decodeMarker(val); err != nil {
+			return 0, m, err
 		}
-		if a == tombstoneAttempt {
-			return NotCommitted, 0, nil
+		if m.attempt != tombstoneAttempt {
+			return Committed, m, nil
 		}
-		return Committed, a, nil
-	}
-	b, err := tr.Snapshot().Get(c.watermarkKey).Get()
-	if err != nil {
-		return 0, 0, err
-	}
-	w, err := DecodeWatermark(b)
-	if err != nil {
-		return 0, 0, err
-	}
-	if w > id.Version {
-		return 0, 0, &OutcomeLostError{ID: id, Watermark: w}
+		// A tombstone, read at rv: an attempt in flight may still land
+		// after rv. Writing the tombstone again makes this commit conflict
+		// with any that does, and any that has not yet landed conflict with
+		// this one.
+	} else if err := checkAbsent(tr, c, id); err != nil {
+		return 0, m, err
 	}
 	// The read of the marker above is a conflict range: an attempt that
 	// commits the marker after this read version makes this commit fail,
 	// and this commit makes any such attempt fail.
-	tr.Set(key, encodeMarker(tombstoneAttempt))
+	tr.Atomic(kv.SetVersionstampedValue, key, markerParam(tombstoneAttempt))
 	if err := tr.Commit().Err(); err != nil {
-		return 0, 0, err
+		return 0, m, err
 	}
-	return NotCommitted, 0, nil
+	return NotCommitted, m, nil
 }

@@ -1,10 +1,12 @@
 package txn_test
 
 import (
+	"bytes"
 	"context"
 	"sync"
 
 	"github.com/idemkv/idemkv/kv"
+	"github.com/idemkv/idemkv/txn"
 )
 
 // action is what a scriptDB does to one commit.
@@ -18,6 +20,8 @@ const (
 	applied1039            // commit, then report cluster_version_changed
 	applied1031            // commit, then report transaction_timed_out
 	releaseThenPass        // land every held commit, then commit normally
+	fail1020               // do not commit, report not_committed (certainly not applied)
+	notApplied1031         // do not commit, report transaction_timed_out
 )
 
 // scriptDB wraps a database and does to the n-th commit (from 1) what plan
@@ -30,8 +34,12 @@ type scriptDB struct {
 	plan func(n int) action
 	// before, if set, runs before the n-th commit's action.
 	before func(n int)
+	// after, if set, runs after the n-th commit's inner commit applied
+	// (the applied actions), before its error is reported.
+	after func(n int)
 
 	mu      sync.Mutex
+	marker  []byte // the last marker key written through the db
 	n       int
 	held    []kv.Transaction
 	landed  []error // results of held commits, in release order
@@ -70,9 +78,40 @@ type scriptTx struct {
 	kv.Transaction
 	db  *scriptDB
 	ctx context.Context
+	// sentinel reports that the transaction creates a shard's sentinel:
+	// such commits pass through unnumbered, so that plans number the
+	// commits of attempts and fences alike on fresh and used databases.
+	sentinel bool
+}
+
+// Atomic records the marker a call writes (a versionstamped value, which
+// its own transaction cannot read back), for lastMarker.
+func (t *scriptTx) Atomic(op kv.MutationType, key, param []byte) {
+	if op == kv.SetVersionstampedValue && len(key) == len(txn.DefaultPrefix)+1 && bytes.HasPrefix(key, txn.DefaultPrefix) {
+		t.sentinel = true
+	}
+	if op == kv.SetVersionstampedValue && len(key) == len(txn.DefaultPrefix)+1+8+16 && bytes.HasPrefix(key, txn.DefaultPrefix) {
+		t.db.mu.Lock()
+		t.db.marker = bytes.Clone(key)
+		t.db.mu.Unlock()
+	}
+	t.Transaction.Atomic(op, key, param)
+}
+
+// lastMarker returns the ID of the last marker written through db.
+func (db *scriptDB) lastMarker() (txn.ID, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	return txn.ParseMarkerKey(txn.DefaultPrefix, db.marker)
+}
+
+func (t *scriptTx) Reset() {
+	t.sentinel = false
+	t.Transaction.Reset()
 }
 
 func (t *scriptTx) OnError(err error) error {
+	t.sentinel = false
 	if c, ok := kv.ErrorCode(err); ok {
 		t.db.mu.Lock()
 		t.db.onError = append(t.db.onError, c)
@@ -82,6 +121,10 @@ func (t *scriptTx) OnError(err error) error {
 }
 
 func (t *scriptTx) Commit() *kv.Future[struct{}] {
+	if t.sentinel {
+		t.sentinel = false
+		return t.Transaction.Commit()
+	}
 	t.db.mu.Lock()
 	t.db.n++
 	n := t.db.n
@@ -95,9 +138,16 @@ func (t *scriptTx) Commit() *kv.Future[struct{}] {
 		if err := t.Transaction.Commit().Err(); err != nil {
 			return kv.Failed[struct{}](err)
 		}
+		if t.db.after != nil {
+			t.db.after(n)
+		}
 		return fail(map[action]kv.Code{applied1021: kv.CodeCommitUnknownResult, applied1039: kv.CodeClusterVersionChanged, applied1031: kv.CodeTransactionTimedOut}[t.db.plan(n)])
 	case notApplied1021:
 		return fail(kv.CodeCommitUnknownResult)
+	case fail1020:
+		return fail(kv.CodeNotCommitted)
+	case notApplied1031:
+		return fail(kv.CodeTransactionTimedOut)
 	case held1021:
 		// Hand the inner transaction to release() and carry on with a
 		// fresh one, as a client does whose commit is still in flight.

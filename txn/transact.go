@@ -12,70 +12,116 @@ import (
 )
 
 // ErrFenced is returned by a call whose ID was fenced by Resolve while the
-// call was still running. Resolve is meant for calls that have returned; a
-// fenced call committed nothing.
+// call was still running. Resolve is meant for calls that have returned.
+// The call returns it only once it has itself fenced the ID again, so that
+// no attempt of it still in flight can land: a fenced call committed
+// nothing, certainly.
 var ErrFenced = errors.New("txn: transaction ID was fenced by Resolve while the call was running")
 
 // Transact runs fn in a retry loop over db and makes its effect happen
 // exactly once, or not at all with an error that says so.
 //
-// Every attempt writes the call's marker and adds a read conflict on it, so
-// no two attempts of one call can both commit. After a maybe-committed error
-// (commit_unknown_result, cluster_version_changed), each later attempt first
-// reads the marker: present means an earlier attempt committed, and its
-// result is returned without running fn again. transaction_timed_out is
-// never retried: the call returns *UnknownResultError with the ID, for
-// Resolve. Other retryable errors go through the transaction's OnError.
+// Every attempt writes the call's marker, after fn, and adds a read
+// conflict on it, so no two attempts of one call can both commit. After a
+// maybe-committed error (commit_unknown_result, cluster_version_changed),
+// each later attempt first reads the marker: present means an earlier
+// attempt committed, and its result is returned without running fn again.
+// transaction_timed_out is never retried: the call returns
+// *UnknownResultError with the ID, for Resolve. Other retryable errors go
+// through the transaction's OnError.
 //
 // fn may be run more than once (each attempt runs it on a fresh
 // transaction state), so it must have no effects outside the transaction;
 // what it returns from the attempt that commits is what Transact returns. An
 // error from fn that is not a *kv.Error ends the call with nothing
 // committed; a *kv.Error from fn (or from a MustGet inside it) is handled
-// like a failed commit. A panic in fn is returned as *PanicError.
+// like a failed commit. A panic in fn is returned as *PanicError. fn must
+// not commit, reset or retry the transaction it is given: those calls fail
+// with ErrTransactionControl, and so does the call.
+//
+// TransactCommit is Transact that also reports which commit took effect.
 func Transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction) (T, error), opts *Options) (T, error) {
+	v, _, err := transact(ctx, db, fn, opts, false)
+	return v, err
+}
+
+// Commit describes the transaction that committed a call's writes.
+type Commit struct {
+	// ID is the call's ID.
+	ID ID
+	// Attempt is the number of the call's attempt that committed, from 1.
+	Attempt uint32
+	// Versionstamp is the committing transaction's versionstamp: what
+	// tr.GetVersionstamp() inside fn would have given, had the call not
+	// lost that attempt's answer. Its Version is the commit version. It is
+	// zero only for a marker written by an earlier version of this package.
+	Versionstamp kv.Versionstamp
+}
+
+// Version returns the commit version.
+func (c Commit) Version() int64 { return c.Versionstamp.Version() }
+
+// TransactCommit is Transact, and also returns the Commit of the attempt
+// that committed — found from its marker when that attempt's answer was
+// lost, so the versionstamp and commit version are known after every
+// success. A versionstamp future that fn takes from its transaction fails
+// when the attempt that took it is not the one whose answer the call
+// received; this one does not.
+func TransactCommit[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction) (T, error), opts *Options) (T, Commit, error) {
+	return transact(ctx, db, fn, opts, true)
+}
+
+func transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction) (T, error), opts *Options, wantCommit bool) (T, Commit, error) {
 	var zero T
 	c, err := opts.config()
 	if err != nil {
-		return zero, err
+		return zero, Commit{}, err
 	}
 	if fn == nil {
-		return zero, ErrNilFunc
+		return zero, Commit{}, ErrNilFunc
 	}
 	if db == nil {
-		return zero, ErrNilDatabase
+		return zero, Commit{}, ErrNilDatabase
 	}
-	r := runner[T]{cfg: &c, fn: fn, ctx: ctx}
+	r := runner[T]{cfg: &c, fn: fn, ctx: ctx, db: db, wantCommit: wantCommit}
 	start := time.Now()
-	v, err := r.run(db)
+	v, err := r.run()
 	if c.observe != nil {
 		r.stats.Duration = time.Since(start)
 		r.stats.Err = err
 		c.observe(r.stats)
 	}
-	return v, err
+	if err != nil {
+		return zero, Commit{}, err
+	}
+	return v, r.commit, nil
 }
 
 // runner is the state of one Transact call.
 type runner[T any] struct {
-	cfg *config
-	fn  func(kv.Transaction) (T, error)
-	ctx context.Context
+	cfg        *config
+	fn         func(kv.Transaction) (T, error)
+	ctx        context.Context
+	db         kv.Database
+	wantCommit bool
 
 	id        ID
 	key       []byte   // the marker key, fixed once the first read version is known
 	keyRange  kv.Range // the marker's single-key conflict range
+	sentinel  []byte   // the key of the shard's sentinel
 	deadline  time.Time
 	backoff   kv.Backoff
-	ambiguous bool // some commit of this call may have been applied
+	guard     guarded // what fn is given: the transaction, refusing control
+	ambiguous bool    // some commit of this call may have been applied
 	// results holds what fn returned in each attempt whose commit may have
 	// been applied, keyed by attempt number, so that the attempt found
 	// committed can have its result returned.
 	results map[uint32]T
+	commit  Commit // the committing attempt, once the call succeeded
 	stats   Stats
 }
 
-func (r *runner[T]) run(db kv.Database) (T, error) {
+func (r *runner[T]) run() (T, error) {
 	var zero T
 	if err := r.ctx.Err(); err != nil {
 		return zero, ctxError(r.ctx)
@@ -83,7 +129,13 @@ func (r *runner[T]) run(db kv.Database) (T, error) {
 	if r.cfg.timeout > 0 {
 		r.deadline = time.Now().Add(r.cfg.timeout)
 	}
-	tr, err := db.CreateTransaction(r.ctx)
+	id, err := newID(r.cfg.shards)
+	if err != nil {
+		return zero, err
+	}
+	r.id = id
+	r.sentinel = SentinelKey(r.cfg.prefix, id.Shard)
+	tr, err := r.db.CreateTransaction(r.ctx)
 	if err != nil {
 		return zero, err
 	}
@@ -110,17 +162,21 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	// attempt began, so that a Resolve (or a later attempt) that commits
 	// while this one is still in flight makes it conflict.
 	grv := tr.GetReadVersion()
+	var sentinel *kv.Future[[]byte]
 	if r.key == nil {
+		// The call's first attempt: its read version dates the ID, and the
+		// shard's sentinel must be no newer than that — read it now, and
+		// wait for it before the commit, so that its round trip overlaps
+		// fn's.
 		rv, err := grv.Get()
 		if err != nil {
 			return v, false, err
 		}
-		if r.id, err = newID(r.cfg.shards, rv); err != nil {
-			return v, true, err
-		}
+		r.id.Version = rv
 		r.stats.ID = r.id
 		r.key = MarkerKey(r.cfg.prefix, r.id)
 		r.keyRange = kv.SingleKeyRange(r.key)
+		sentinel = tr.Snapshot().Get(r.sentinel)
 	}
 	if r.ambiguous {
 		// An earlier attempt may have committed: learn whether before
@@ -130,18 +186,21 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 			return v, false, err
 		}
 		if val != nil {
-			v, err := r.committed(val)
+			v, err := r.committed(tr, val)
 			return v, true, err
 		}
-		if err := r.checkWatermark(tr); err != nil {
+		if err := checkAbsent(tr, r.cfg, r.id); err != nil {
 			return v, !isKVError(err), err
 		}
 	}
 	if err := tr.AddReadConflictRange(r.keyRange); err != nil {
 		return v, false, err
 	}
-	tr.Set(r.key, encodeMarker(n))
-	v, err = callFn(r.fn, tr)
+	r.guard = guarded{Transaction: tr}
+	v, err = callFn(r.fn, &r.guard)
+	if err == nil && r.guard.refused != "" {
+		err = fmt.Errorf("%w (it called %s)", ErrTransactionControl, r.guard.refused)
+	}
 	if err != nil {
 		if isKVError(err) {
 			return v, false, err
@@ -154,8 +213,24 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 		v, err = r.settle(tr, err)
 		return v, true, err
 	}
+	if sentinel != nil {
+		if err := r.checkSentinel(tr, sentinel); err != nil {
+			return v, false, err
+		}
+	}
+	// The marker is the attempt's last word on its key: whatever fn wrote
+	// or cleared, a range clear over the markers included, the commit
+	// leaves the marker in place. Its value gets the commit's versionstamp.
+	tr.Atomic(kv.SetVersionstampedValue, r.key, markerParam(n))
 	err = tr.Commit().Err()
 	if err == nil {
+		r.commit = Commit{ID: r.id, Attempt: n}
+		if r.wantCommit {
+			if r.commit.Versionstamp, err = tr.GetVersionstamp().Get(); err != nil {
+				// The commit took effect; only its stamp is missing.
+				return v, true, fmt.Errorf("txn: transaction %v committed, but its versionstamp is unavailable: %w", r.id, err)
+			}
+		}
 		return v, true, nil
 	}
 	if !definitelyNotCommitted(err) {
@@ -168,32 +243,113 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	return v, false, err
 }
 
-// committed returns the result of the attempt whose marker value is val.
-func (r *runner[T]) committed(val []byte) (T, error) {
+// checkSentinel waits for the first attempt's read of the shard's sentinel.
+// Present, it was created no later than the ID's version (it was read at
+// that version), as checkAbsent requires. Absent, it is created now in a
+// transaction of its own, and the ID's version moves up to the sentinel's:
+// the version need only be no later than the call's first commit, which
+// has not been sent, and the marker key is a name that nothing has used yet.
+func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error {
+	val, err := f.Get()
+	if err != nil {
+		return err
+	}
+	if val != nil {
+		_, err := decodeSentinel(val)
+		return err
+	}
+	stamp, err := createSentinel(r.ctx, r.db, r.cfg, r.sentinel)
+	if err != nil {
+		return err
+	}
+	if v := stamp.Version(); v > r.id.Version {
+		r.id.Version = v
+		r.stats.ID = r.id
+		r.key = MarkerKey(r.cfg.prefix, r.id)
+		r.keyRange = kv.SingleKeyRange(r.key)
+		return tr.AddReadConflictRange(r.keyRange)
+	}
+	return nil
+}
+
+// createSentinel makes sure key's sentinel exists and returns its
+// versionstamp. Creating it twice is harmless — the second transaction
+// reads the first's and writes nothing — so a maybe-committed error is
+// simply retried.
+func createSentinel(ctx context.Context, db kv.Database, c *config, key []byte) (kv.Versionstamp, error) {
+	var stamp kv.Versionstamp
+	tr, err := db.CreateTransaction(ctx)
+	if err != nil {
+		return stamp, err
+	}
+	defer tr.Cancel()
+	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
+		return stamp, err
+	}
+	err = retryIdempotent(ctx, tr, c, func() error {
+		val, err := tr.Get(key).Get()
+		if err != nil {
+			return err
+		}
+		if val != nil {
+			stamp, err = decodeSentinel(val)
+			return err
+		}
+		tr.Atomic(kv.SetVersionstampedValue, key, sentinelParam())
+		if err := tr.Commit().Err(); err != nil {
+			return err
+		}
+		stamp, err = tr.GetVersionstamp().Get()
+		return err
+	})
+	return stamp, err
+}
+
+// committed returns the result of the attempt whose marker value is val: an
+// earlier attempt's, or — for a tombstone — ErrFenced once the call has
+// fenced its ID itself.
+func (r *runner[T]) committed(tr kv.Transaction, val []byte) (T, error) {
 	var zero T
-	a, err := decodeMarker(val)
+	m, err := decodeMarker(val)
 	if err != nil {
 		return zero, err
 	}
-	if a == tombstoneAttempt {
-		return zero, fmt.Errorf("%w: %v", ErrFenced, r.id)
+	if m.attempt == tombstoneAttempt {
+		// Resolve fenced this ID while the call ran. The tombstone was
+		// read at this attempt's read version; an attempt of this call
+		// still in flight could land after it (one that began after the
+		// fence never read the marker). Fence again: after that commit,
+		// none can.
+		return r.settle(tr, fmt.Errorf("%w: %v", ErrFenced, r.id))
 	}
-	v, ok := r.results[a]
+	return r.found(m)
+}
+
+// found returns the kept result of the attempt that marker m names.
+func (r *runner[T]) found(m marker) (T, error) {
+	var zero T
+	v, ok := r.results[m.attempt]
 	if !ok {
 		// Only this call writes this key with attempt numbers, and it keeps
 		// the result of every attempt that may have committed.
-		return zero, fmt.Errorf("txn: internal error: marker of %v names attempt %d, whose result was not kept", r.id, a)
+		return zero, fmt.Errorf("txn: internal error: marker of %v names attempt %d, whose result was not kept", r.id, m.attempt)
 	}
 	r.stats.MarkerFound = true
+	r.commit = Commit{ID: r.id, Attempt: m.attempt, Versionstamp: m.stamp}
 	return v, nil
 }
 
-// checkWatermark fails with *OutcomeLostError if the janitor may have removed
-// the marker. The watermark is read as a snapshot: a janitor sweep that
-// removes the marker also writes its key, which conflicts with this
-// attempt's read of it, so no read conflict on the watermark is needed.
-func (r *runner[T]) checkWatermark(tr kv.Transaction) error {
-	b, err := tr.Snapshot().Get(r.cfg.watermarkKey).Get()
+// checkAbsent is called with a call's marker absent at tr's read version.
+// It fails with *OutcomeLostError unless the absence proves that no attempt
+// has committed: the janitor's watermark has not passed the ID's version,
+// and the shard's sentinel is present and older than the ID. Both are read
+// as snapshots: a janitor sweep or a range clear that removes the marker
+// after this read version also writes the marker key, which this
+// transaction has read (a conflict range), so it conflicts.
+func checkAbsent(tr kv.Transaction, c *config, id ID) error {
+	wf := tr.Snapshot().Get(c.watermarkKey)
+	sf := tr.Snapshot().Get(SentinelKey(c.prefix, id.Shard))
+	b, err := wf.Get()
 	if err != nil {
 		return err
 	}
@@ -201,36 +357,45 @@ func (r *runner[T]) checkWatermark(tr kv.Transaction) error {
 	if err != nil {
 		return err
 	}
-	if w > r.id.Version {
-		return &OutcomeLostError{ID: r.id, Watermark: w}
+	if w > id.Version {
+		return &OutcomeLostError{ID: id, Watermark: w}
+	}
+	sv, err := sf.Get()
+	if err != nil {
+		return err
+	}
+	if sv == nil {
+		return &OutcomeLostError{ID: id, Watermark: w, Cleared: true}
+	}
+	stamp, err := decodeSentinel(sv)
+	if err != nil {
+		return err
+	}
+	if stamp.Version() > id.Version {
+		return &OutcomeLostError{ID: id, Watermark: w, Cleared: true}
 	}
 	return nil
 }
 
-// settle is called when fn fails after an ambiguous commit. The marker was
-// absent at this attempt's read version, but an earlier attempt may still be
-// in flight. settle fences the ID: if an earlier attempt committed after all,
-// the call succeeded with its result; otherwise none ever will, and fn's
-// error stands.
-func (r *runner[T]) settle(tr kv.Transaction, fnErr error) (T, error) {
+// settle is called when the call must end with err but an earlier attempt
+// may have committed or still be in flight: fn failed after an ambiguous
+// commit, or the marker was a tombstone. settle fences the ID: if an
+// earlier attempt committed after all, the call succeeded with its result;
+// otherwise none ever will, and err stands.
+func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 	var zero T
 	tr.Reset()
-	if err := r.setOptions(tr); err != nil {
-		return zero, r.fail(err)
+	if serr := r.setOptions(tr); serr != nil {
+		return zero, r.fail(serr)
 	}
-	outcome, attempt, err := fence(r.ctx, tr, r.cfg, r.id, r.key, r.cfg.maxRetryDelay)
+	outcome, m, ferr := fence(r.ctx, tr, r.cfg, r.id, r.key)
 	switch {
-	case err != nil:
-		return zero, r.fail(err)
+	case ferr != nil:
+		return zero, r.fail(ferr)
 	case outcome == Committed:
-		v, ok := r.results[attempt]
-		if !ok {
-			return zero, fmt.Errorf("txn: internal error: marker of %v names attempt %d, whose result was not kept", r.id, attempt)
-		}
-		r.stats.MarkerFound = true
-		return v, nil
+		return r.found(m)
 	}
-	return zero, fnErr
+	return zero, err
 }
 
 // retry decides what follows a failed attempt: nil to run another, or the
@@ -329,6 +494,39 @@ func callFn[T any](fn func(kv.Transaction) (T, error), tr kv.Transaction) (v T, 
 	}()
 	return fn(tr)
 }
+
+// ErrTransactionControl is returned when the transaction function commits,
+// resets or retries (OnError) the transaction it was given: Transact owns
+// those steps — the marker must be the commit's last word, and a commit the
+// protocol does not see may be applied twice. The refused call does
+// nothing, and the call ends with nothing committed by that attempt.
+var ErrTransactionControl = errors.New("txn: the transaction function must not commit, reset or retry its transaction; Transact does")
+
+// guarded is the transaction fn is given: every operation but the ones that
+// belong to the retry loop passes through.
+type guarded struct {
+	kv.Transaction
+	refused string // the first refused call, if any
+}
+
+func (g *guarded) refuse(call string) error {
+	if g.refused == "" {
+		g.refused = call
+	}
+	return fmt.Errorf("%w (it called %s)", ErrTransactionControl, call)
+}
+
+// Commit is refused: Transact commits.
+func (g *guarded) Commit() *kv.Future[struct{}] {
+	return kv.Failed[struct{}](g.refuse("Commit"))
+}
+
+// OnError is refused: Transact retries.
+func (g *guarded) OnError(error) error { return g.refuse("OnError") }
+
+// Reset is refused, and does nothing: it would discard the read version
+// and the marker's conflict range.
+func (g *guarded) Reset() { _ = g.refuse("Reset") }
 
 // ctxError is the FoundationDB error a transaction reports once ctx ended.
 func ctxError(ctx context.Context) error {

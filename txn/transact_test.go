@@ -402,8 +402,15 @@ func TestResolveBadInput(t *testing.T) {
 		t.Errorf("zero ID: %v", err)
 	}
 	id, _ = txn.ParseID("03-0000000000000010-6f1c6a3e-1d2b-4c3a-9e8f-0123456789ab")
-	if _, err := txn.Resolve(ctx, db, id, &txn.Options{Shards: 2}); !errors.Is(err, txn.ErrInvalidID) {
-		t.Errorf("shard out of range: %v", err)
+	// The shard is the ID's own (issue 11): an ID from a call with more
+	// shards than these options is valid; only 0xff, the metadata's, is not.
+	if _, err := txn.Resolve(ctx, db, id, &txn.Options{Shards: 2}); errors.Is(err, txn.ErrInvalidID) {
+		t.Errorf("shard beyond Options.Shards: %v, want it accepted", err)
+	}
+	bad := id
+	bad.Shard = 0xff
+	if _, err := txn.Resolve(ctx, db, bad, nil); !errors.Is(err, txn.ErrInvalidID) {
+		t.Errorf("shard 0xff: %v", err)
 	}
 	id.Version = 1 << 60
 	if _, err := txn.Resolve(ctx, db, id, nil); !errors.Is(err, txn.ErrInvalidID) {
