@@ -41,13 +41,17 @@
 // # Safety against misconfiguration
 //
 // Before its first sweep a janitor looks at the first and last keys under
-// its prefix and refuses (ErrForeignPrefix) if any is not a marker: a prefix
-// that holds someone's data is never swept.
+// its prefix and refuses (a *ForeignKeyError, matching ErrForeignPrefix, that
+// names the key) if any is not a marker: a prefix that holds someone's data
+// is never swept. Run does not stop on it: like any failed sweep it retries
+// with backoff (up to MaxBackoff), so that the janitor resumes once the key
+// is removed, and Stats (Failures, LastError) shows it meanwhile.
 //
 // # Running it
 //
 // Step does one sweep now, a deterministic function of the database's state
 // and version, for tests to step. Run repeats it every Interval until its
 // context ends or Close; Start runs Run in a goroutine that Close stops.
+// Options.OnStep sees every sweep's result and error, for logs and metrics.
 // Package idemkv starts one with every Store.
 package cleanup

@@ -1,6 +1,7 @@
 package cleanup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,19 @@ var (
 	// ErrClosed is returned by Step, Run and Start after Close.
 	ErrClosed = errors.New("cleanup: janitor is closed")
 )
+
+// ForeignKeyError names the key that made a janitor refuse its prefix. It
+// matches ErrForeignPrefix.
+type ForeignKeyError struct {
+	Prefix, Key, Value []byte
+}
+
+func (e *ForeignKeyError) Error() string {
+	return fmt.Sprintf("%v: found %q = %q under %q; is this the prefix your transactions use (txn.Options.Prefix)? Nothing is swept until that key is gone", ErrForeignPrefix, e.Key, e.Value, e.Prefix)
+}
+
+// Is matches ErrForeignPrefix.
+func (e *ForeignKeyError) Is(target error) bool { return target == ErrForeignPrefix }
 
 // Janitor removes markers older than a minimum age, and keyed markers whose
 // age-index entries are due. Any number of janitors, in any number of
@@ -56,6 +70,15 @@ type Stats struct {
 	Watermark int64
 	LastSweep time.Duration // the last Step's duration
 	LastError error         // the last Step's error, nil once one succeeds
+	// Failures is the number of Steps that failed since the last one that
+	// succeeded; Run backs off while it is above zero.
+	Failures int64
+	// LastSuccess is when the last successful Step ended (zero if none).
+	LastSuccess time.Time
+	// Running reports that the loop Start began is running; NextSweep is
+	// when it sweeps next (zero when it is not running).
+	Running   bool
+	NextSweep time.Time
 }
 
 // StepResult is what one sweep did.
@@ -94,18 +117,29 @@ func (j *Janitor) Step(ctx context.Context) (StepResult, error) {
 	start := time.Now()
 	res, err := j.step(ctx)
 	res.Duration = time.Since(start)
+	if errors.Is(err, ErrClosed) {
+		// Not a sweep: Run's loop can reach here just after Close, and
+		// must not leave a failure behind in Stats.
+		return res, err
+	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	j.mu.stats.LastSweep = res.Duration
 	j.mu.stats.LastError = err
 	if err != nil {
 		j.mu.stats.Errors++
-		return res, err
+		j.mu.stats.Failures++
+	} else {
+		j.mu.stats.Sweeps++
+		j.mu.stats.Failures = 0
+		j.mu.stats.LastSuccess = time.Now()
+		j.mu.stats.KeyedRemoved += int64(res.KeyedRemoved)
+		j.mu.stats.Watermark = max(j.mu.stats.Watermark, res.Cutoff)
 	}
-	j.mu.stats.Sweeps++
-	j.mu.stats.KeyedRemoved += int64(res.KeyedRemoved)
-	j.mu.stats.Watermark = max(j.mu.stats.Watermark, res.Cutoff)
-	return res, nil
+	j.mu.Unlock()
+	if j.cfg.onStep != nil {
+		j.cfg.onStep(res, err)
+	}
+	return res, err
 }
 
 func (j *Janitor) step(ctx context.Context) (StepResult, error) {
@@ -211,7 +245,7 @@ func (j *Janitor) checkPrefix(ctx context.Context) error {
 			}
 			for _, e := range kvs {
 				if !txn.IsProtocolKey(j.cfg.prefix, e.Key, e.Value) {
-					return fmt.Errorf("%w: found %q = %q under %q; is this the prefix your transactions use (txn.Options.Prefix)?", ErrForeignPrefix, e.Key, e.Value, j.cfg.prefix)
+					return &ForeignKeyError{Prefix: bytes.Clone(j.cfg.prefix), Key: bytes.Clone(e.Key), Value: bytes.Clone(e.Value)}
 				}
 			}
 		}
@@ -221,26 +255,47 @@ func (j *Janitor) checkPrefix(ctx context.Context) error {
 
 // Run sweeps every Interval (with jitter) until ctx ends or Close is called,
 // and returns nil on Close, ctx.Err() when ctx ends. A failed sweep is
-// counted in Stats and retried at the next interval; only a foreign prefix
-// stops the loop, with ErrForeignPrefix.
+// counted in Stats and retried with backoff: Interval after the first
+// failure, doubling with every further one up to MaxBackoff (or Interval,
+// if longer). That includes a foreign prefix (ErrForeignPrefix): the
+// janitor keeps looking, so removing the foreign key lets it resume, and
+// Stats.LastError names the key meanwhile.
 func (j *Janitor) Run(ctx context.Context) error {
 	t := time.NewTimer(0)
 	defer t.Stop()
+	defer j.setNext(time.Time{})
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
-		if _, err := j.Step(ctx); errors.Is(err, ErrForeignPrefix) || errors.Is(err, ErrClosed) {
-			if errors.Is(err, ErrClosed) {
-				return nil
-			}
-			return err
+		if _, err := j.Step(ctx); errors.Is(err, ErrClosed) {
+			return nil
 		}
+		d := j.nextDelay(j.Stats().Failures)
 		// ±10% jitter spreads janitors that started together.
-		t.Reset(j.cfg.interval + time.Duration((rand.Float64()-0.5)*0.2*float64(j.cfg.interval)))
+		d += time.Duration((rand.Float64() - 0.5) * 0.2 * float64(d))
+		j.setNext(time.Now().Add(d))
+		t.Reset(d)
 	}
+}
+
+// nextDelay is the time to the next sweep after failures consecutive failed
+// ones.
+func (j *Janitor) nextDelay(failures int64) time.Duration {
+	d := j.cfg.interval
+	limit := max(d, MaxBackoff)
+	for i := int64(1); i < failures && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+func (j *Janitor) setNext(t time.Time) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.mu.stats.NextSweep = t
 }
 
 // Start runs Run in a goroutine until Close. It returns ErrClosed after
@@ -256,9 +311,13 @@ func (j *Janitor) Start() error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j.mu.cancel, j.mu.done = cancel, make(chan struct{})
+	j.mu.stats.Running = true
 	go func(done chan struct{}) {
 		defer close(done)
 		j.Run(ctx)
+		j.mu.Lock()
+		j.mu.stats.Running = false
+		j.mu.Unlock()
 	}(j.mu.done)
 	return nil
 }

@@ -336,7 +336,10 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// A prefix that holds user data is refused before anything is cleared.
+// A prefix that holds user data is refused before anything is cleared, and
+// the error names the key. The background loop does not stop on it (it used
+// to, leaving only Stats to show it): it retries with backoff, and resumes
+// once the foreign key is gone.
 func TestForeignPrefixRefused(t *testing.T) {
 	db, clk := openClocked(t)
 	do(t, db, func(tr kv.Transaction) (struct{}, error) {
@@ -344,16 +347,56 @@ func TestForeignPrefixRefused(t *testing.T) {
 		return struct{}{}, nil
 	})
 	clk.Advance(time.Hour)
-	j := newJanitor(t, db, &cleanup.Options{Prefix: []byte("users/")})
-	if _, err := j.Step(context.Background()); !errors.Is(err, cleanup.ErrForeignPrefix) {
-		t.Fatalf("Step = %v, want ErrForeignPrefix", err)
+	var mu sync.Mutex
+	var stepErrs []error
+	j := newJanitor(t, db, &cleanup.Options{Prefix: []byte("users/"), Interval: time.Millisecond, OnStep: func(_ cleanup.StepResult, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		stepErrs = append(stepErrs, err)
+	}})
+	_, err := j.Step(context.Background())
+	var fk *cleanup.ForeignKeyError
+	if !errors.Is(err, cleanup.ErrForeignPrefix) || !errors.As(err, &fk) || string(fk.Key) != "users/alice" {
+		t.Fatalf("Step = %v, want a *ForeignKeyError naming users/alice", err)
 	}
-	if err := j.Run(context.Background()); !errors.Is(err, cleanup.ErrForeignPrefix) {
-		t.Fatalf("Run = %v, want ErrForeignPrefix", err)
+	if err := j.Start(); err != nil {
+		t.Fatal(err)
 	}
+	waitFor(t, j, "four failed sweeps in the loop", func(s cleanup.Stats) bool { return s.Failures >= 4 && s.Running })
 	v := do(t, db, func(tr kv.Transaction) ([]byte, error) { return tr.Get([]byte("users/alice")).Get() })
 	if string(v) != "{}" {
-		t.Fatalf("users/alice = %q after the refused sweep", v)
+		t.Fatalf("users/alice = %q after the refused sweeps", v)
+	}
+	if s := j.Stats(); s.Sweeps != 0 || !errors.Is(s.LastError, cleanup.ErrForeignPrefix) || s.NextSweep.IsZero() {
+		t.Fatalf("stats while refusing = %+v", s)
+	}
+	mu.Lock()
+	if len(stepErrs) < 4 || !errors.Is(stepErrs[0], cleanup.ErrForeignPrefix) {
+		t.Errorf("OnStep saw %v, want the refusals", stepErrs)
+	}
+	mu.Unlock()
+	do(t, db, func(tr kv.Transaction) (struct{}, error) {
+		tr.Clear([]byte("users/alice"))
+		return struct{}{}, nil
+	})
+	// Backoff is capped by MaxBackoff; with a 1 ms interval and a few
+	// failures the next retry is well within the wait.
+	waitFor(t, j, "sweep after the key was removed", func(s cleanup.Stats) bool { return s.Sweeps > 0 && s.Failures == 0 && s.LastError == nil })
+	j.Close()
+	if s := j.Stats(); s.Running || !s.NextSweep.IsZero() {
+		t.Fatalf("stats after Close = %+v, want not running", s)
+	}
+}
+
+// waitFor polls j's stats until ok, for at most a minute.
+func waitFor(t *testing.T, j *cleanup.Janitor, what string, ok func(cleanup.Stats) bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !ok(j.Stats()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within a minute: stats %+v", what, j.Stats())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

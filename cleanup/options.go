@@ -28,6 +28,9 @@ const (
 	DefaultBatchSize = 500
 	// MaxBatchSize keeps a batch well inside FoundationDB's limits.
 	MaxBatchSize = 10_000
+	// MaxBackoff caps how long Run waits after repeated failed sweeps
+	// (unless Interval is longer).
+	MaxBackoff = 5 * time.Minute
 	// maxBatchesPerStep bounds a Step's keyed work; what is left waits for
 	// the next sweep (StepResult.KeyedMore says so).
 	maxBatchesPerStep = 16
@@ -60,6 +63,10 @@ type Options struct {
 	// Keyed lists the age indexes of keyed markers to sweep (package idemkv
 	// supplies its own).
 	Keyed []KeyedIndex
+	// OnStep, if set, is called after every Step (Run's and direct ones)
+	// with what it did and its error, for logs and metrics. It runs on the
+	// sweeping goroutine, without the janitor's lock, and must not block.
+	OnStep func(StepResult, error)
 }
 
 // KeyedIndex describes the age index of a family of keyed markers. Each
@@ -95,6 +102,7 @@ type config struct {
 	interval  time.Duration
 	batchSize int
 	keyed     []KeyedIndex
+	onStep    func(StepResult, error)
 }
 
 func (o *Options) config() (config, error) {
@@ -148,5 +156,6 @@ func (o *Options) config() (config, error) {
 		interval:  opts.Interval,
 		batchSize: opts.BatchSize,
 		keyed:     append([]KeyedIndex(nil), opts.Keyed...),
+		onStep:    opts.OnStep,
 	}, nil
 }
