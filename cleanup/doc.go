@@ -9,7 +9,9 @@
 //
 // Markers sort by database version within each shard, so one transaction
 // removes every marker older than the minimum age, whatever their number:
-// a range clear per shard below the cut-off version (read version minus the
+// a range clear per shard — every one of txn.MaxShards, since the shard is
+// part of each call's ID and transactions may use any Shards — below the
+// cut-off version (read version minus the
 // minimum age) and an atomic max of the watermark to that cut-off. It reads
 // no markers. Keyed markers (package idemkv's) are removed through their age
 // index, BatchSize entries per transaction, and only when the marker is
@@ -26,6 +28,11 @@
 // can therefore cost an answer ("outcome lost"), never a second commit. The
 // minimum age — ten minutes by default, never under ten seconds — keeps even
 // that from happening to calls that finish, and are resolved, in time.
+//
+// The janitor never removes a shard's sentinel (txn.SentinelKey; its range
+// clears begin just after it). That is what tells its sweeps from a foreign
+// range clear over the markers, which removes the sentinel too and which
+// txn also reports as "outcome lost" rather than running a function again.
 //
 // Versions, not wall clocks: ages are measured in database versions (about
 // 1,000,000 a second), the cluster's clock, so no client's clock skew can

@@ -109,9 +109,12 @@ func New(db kv.Database, opts *Options) (*Janitor, error) {
 // Step does one sweep, now: a deterministic function of the database's
 // state and version, for tests to step and for Run to repeat.
 //
-// Automatic markers cost one transaction whatever their number: for every
-// shard, a range clear of the markers below the cut-off version, and an
-// atomic max of the watermark to the cut-off, with no reads. Keyed markers
+// Automatic markers cost one transaction whatever their number: for each of
+// the txn.MaxShards shards that has markers below the cut-off version (a
+// snapshot read of its first two keys tells), a range clear of them, and an
+// atomic max of the watermark to the cut-off. The reads are snapshots, so
+// concurrent sweeps never conflict; a marker written below the cut-off after
+// the sweep's read version is removed by the next sweep. Keyed markers
 // cost a batch transaction per BatchSize due entries.
 func (j *Janitor) Step(ctx context.Context) (StepResult, error) {
 	start := time.Now()
@@ -167,8 +170,27 @@ func (j *Janitor) step(ctx context.Context) (StepResult, error) {
 		if res.Cutoff == 0 {
 			return nil // the database is younger than the minimum age
 		}
-		for s := range j.cfg.shards {
-			tr.ClearRange(txn.MarkerRange(j.cfg.prefix, uint8(s), res.Cutoff))
+		// Every shard, whatever Shards the transactions use: the shard is
+		// part of each ID, and callers may change Shards at any time. A
+		// snapshot read of each shard's first keys (its sentinel and its
+		// oldest marker) finds the shards with something to remove, so
+		// that unused shards cost a read rather than a range clear.
+		firsts := make([]*kv.Future[[]kv.KeyValue], txn.MaxShards)
+		snap := tr.Snapshot()
+		for s := range txn.MaxShards {
+			firsts[s] = snap.GetRange(txn.ShardRange(j.cfg.prefix, uint8(s)), kv.RangeOptions{Limit: 2})
+		}
+		for s, f := range firsts {
+			kvs, err := f.Get()
+			if err != nil {
+				return err
+			}
+			for _, e := range kvs {
+				if id, err := txn.ParseMarkerKey(j.cfg.prefix, e.Key); err == nil && id.Version < res.Cutoff {
+					tr.ClearRange(txn.MarkerRange(j.cfg.prefix, uint8(s), res.Cutoff))
+					break
+				}
+			}
 		}
 		tr.Atomic(kv.Max, txn.WatermarkKey(j.cfg.prefix), txn.EncodeWatermark(res.Cutoff))
 		return tr.Commit().Err()

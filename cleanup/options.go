@@ -43,10 +43,13 @@ type Options struct {
 	// Default txn.DefaultPrefix. The janitor refuses a prefix under which
 	// it finds keys that are not markers.
 	Prefix []byte
-	// Shards is how many marker shards to sweep: the largest
-	// txn.Options.Shards your transactions have ever used (markers in a
-	// shard beyond it would never be removed). Default txn.DefaultShards;
-	// 1 to txn.MaxShards. A sweep costs one range clear per shard.
+	// Shards is ignored: a janitor sweeps every shard a marker can be in
+	// (txn.MaxShards), because the shard is part of each call's ID and
+	// transactions may use any Shards, changed at any time. A sweep costs
+	// one range clear per shard, in one transaction. 0 to txn.MaxShards
+	// are accepted, for callers that still set it.
+	//
+	// Deprecated: every shard is swept; leave it zero.
 	Shards int
 	// MinAge is how old a marker must be, measured in database versions
 	// (kv.VersionsPerSecond a second of this duration), before it may be
@@ -97,7 +100,6 @@ func (k KeyedIndex) IndexKey(due int64, ref []byte) []byte {
 // config is Options with defaults applied and checked.
 type config struct {
 	prefix    []byte
-	shards    int
 	minAge    int64 // in versions
 	interval  time.Duration
 	batchSize int
@@ -131,7 +133,7 @@ func (o *Options) config() (config, error) {
 	case opts.Prefix[0] == kv.SystemPrefix:
 		return config{}, fmt.Errorf("%w: Prefix %q begins with 0xff, FoundationDB's system keyspace, where no markers can be", ErrInvalidOptions, opts.Prefix)
 	case opts.Shards < 1 || opts.Shards > txn.MaxShards:
-		return config{}, fmt.Errorf("%w: Shards is %d; it must be 1 to %d (the largest txn.Options.Shards in use)", ErrInvalidOptions, opts.Shards, txn.MaxShards)
+		return config{}, fmt.Errorf("%w: Shards is %d; it must be 0 to %d (it is ignored: every shard is swept)", ErrInvalidOptions, opts.Shards, txn.MaxShards)
 	case opts.MinAge < MinMinAge:
 		return config{}, fmt.Errorf("%w: MinAge is %v; it must be at least %v (twice FoundationDB's five-second transaction lifetime), and longer than your calls plus their Resolve", ErrInvalidOptions, opts.MinAge, MinMinAge)
 	case opts.Interval < 0:
@@ -151,7 +153,6 @@ func (o *Options) config() (config, error) {
 	}
 	return config{
 		prefix:    bytes.Clone(opts.Prefix),
-		shards:    opts.Shards,
 		minAge:    int64(opts.MinAge / time.Microsecond * (kv.VersionsPerSecond / 1_000_000)),
 		interval:  opts.Interval,
 		batchSize: opts.BatchSize,

@@ -50,9 +50,11 @@ type Options struct {
 	Prefix []byte
 
 	// Shards, RetryLimit, Timeout and MaxRetryDelay are passed to txn (see
-	// txn.Options): marker shards (default 16, at most 255), retries per
-	// call (default 100, negative for none), a bound on a whole call (0:
-	// only ctx's), and the backoff cap (default 1 s).
+	// txn.Options): marker shards (default 16, at most 255; the shard is
+	// part of each ID, so Shards may change between openings and differ
+	// between processes, and the janitor sweeps every shard), retries per
+	// call (default 100, negative for no limit), a bound on a whole call
+	// (0: only ctx's), and the backoff cap (default 1 s).
 	Shards, RetryLimit     int
 	Timeout, MaxRetryDelay time.Duration
 
@@ -369,6 +371,22 @@ func Transact[T any](ctx context.Context, s *Store, fn func(kv.Transaction) (T, 
 		return zero, ErrNilFunc
 	}
 	return txn.Transact(ctx, s.db, fn, &s.cfg.txnOpts)
+}
+
+// TransactCommit is Transact, and also returns the Commit of the attempt
+// that committed: its ID, versionstamp and commit version, known after
+// every success — also when that attempt's answer was lost and the call
+// found its marker, where a tr.GetVersionstamp() future taken inside fn
+// fails (see txn.TransactCommit).
+func TransactCommit[T any](ctx context.Context, s *Store, fn func(kv.Transaction) (T, error)) (T, txn.Commit, error) {
+	var zero T
+	if err := s.check(); err != nil {
+		return zero, txn.Commit{}, err
+	}
+	if fn == nil {
+		return zero, txn.Commit{}, ErrNilFunc
+	}
+	return txn.TransactCommit(ctx, s.db, fn, &s.cfg.txnOpts)
 }
 
 // ReadTransact runs fn in a read-only transaction on s, retrying it as

@@ -132,6 +132,14 @@ func MarkerRange(prefix []byte, shard uint8, below int64) kv.Range {
 	return kv.Range{Begin: b, End: e}
 }
 
+// ShardRange returns the range of shard's keys: its sentinel and markers.
+func ShardRange(prefix []byte, shard uint8) kv.Range {
+	b := SentinelKey(prefix, shard)
+	e := bytes.Clone(b)
+	e[len(e)-1]++ // shard < 0xff
+	return kv.Range{Begin: b, End: e}
+}
+
 // SentinelKey returns the key of shard's sentinel: prefix + shard, the
 // first key of the shard, before all of its markers. Its value carries the
 // versionstamp of its creation. Any range clear that removes a marker and
