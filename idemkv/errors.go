@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/idemkv/idemkv/kv"
 )
 
 // Errors for errors.Is. FoundationDB failures come back as *kv.Error with
@@ -28,8 +30,11 @@ var (
 	// ErrPayloadTooLarge is returned by Do for a payload over
 	// MaxPayloadSize bytes.
 	ErrPayloadTooLarge = fmt.Errorf("idemkv: payload is larger than %d bytes", MaxPayloadSize)
-	// ErrClosed is returned by every operation on a closed Store.
-	ErrClosed = errors.New("idemkv: store is closed")
+	// ErrClosed is returned by every operation on a closed Store, and
+	// wraps the error of a call that was in flight when Close closed the
+	// database under it. It matches kv.ErrClosed too (errors.Is), so code
+	// written against the kv layer sees a closed database either way.
+	ErrClosed error = errClosed{}
 	// ErrUnknownScheme is returned by Open for a URI whose scheme is not
 	// mem:, file: or fdb:.
 	ErrUnknownScheme = errors.New("idemkv: unknown URI scheme")
@@ -46,6 +51,15 @@ var (
 	// validation error.
 	ErrInvalidOptions = errors.New("idemkv: invalid options")
 )
+
+// errClosed is ErrClosed's type: a store-level sentinel that is also the
+// kv layer's.
+type errClosed struct{}
+
+func (errClosed) Error() string { return "idemkv: store is closed" }
+
+// Is matches kv.ErrClosed.
+func (errClosed) Is(target error) bool { return target == kv.ErrClosed }
 
 // StoredError is a failure that fn marked Final, as replayed to the
 // callers after the first: the stored messages of the error's chain, from

@@ -177,12 +177,16 @@ type Store struct {
 	janitor *cleanup.Janitor
 	keyed   keyspace
 
-	// mu guards closed. Operations check it on entry; Close sets it before
-	// closing the database, so that an operation that starts afterwards
-	// fails with ErrClosed rather than with a backend's error.
+	// mu guards the closing state. Operations check closed on entry; Close
+	// sets it before closing the database, so that an operation that starts
+	// afterwards fails with ErrClosed rather than with a backend's error,
+	// and one in flight has its kv.ErrClosed marked ErrClosed. done is
+	// closed, and closeErr set, once the first Close has finished.
 	mu struct {
 		sync.Mutex
-		closed bool
+		closed   bool
+		done     chan struct{}
+		closeErr error
 	}
 }
 
@@ -302,18 +306,47 @@ func splitScheme(uri string) (scheme, rest string, ok bool) {
 }
 
 // Close stops the janitor and closes the database (the wrapper from
-// WrapDatabase first, then the database it wraps). Calls in flight fail;
-// later calls fail with ErrClosed. Close may be called more than once.
+// WrapDatabase first, then the database it wraps), and returns once both
+// are closed: a durable store's directory can be opened again as soon as
+// it returns. Calls in flight fail with an error matching ErrClosed (and
+// kv.ErrClosed); later calls fail with ErrClosed. Close may be called more
+// than once, from any goroutine: every call waits for the first to finish
+// and returns its result.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.mu.closed {
+		done := s.mu.done
 		s.mu.Unlock()
-		return nil
+		<-done
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.mu.closeErr
 	}
 	s.mu.closed = true
+	done := make(chan struct{})
+	s.mu.done = done
 	s.mu.Unlock()
-	jerr := s.janitor.Close()
-	return errors.Join(jerr, s.closeDBs())
+	err := errors.Join(s.janitor.Close(), s.closeDBs())
+	s.mu.Lock()
+	s.mu.closeErr = err
+	s.mu.Unlock()
+	close(done)
+	return err
+}
+
+// closing marks err ErrClosed when it is the kv layer's kv.ErrClosed from
+// a call that was in flight when Close closed the database under it.
+func (s *Store) closing(err error) error {
+	if err == nil || !errors.Is(err, kv.ErrClosed) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	s.mu.Lock()
+	closed := s.mu.closed
+	s.mu.Unlock()
+	if !closed {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, err)
 }
 
 func (s *Store) closeDBs() error {
@@ -337,7 +370,8 @@ func (s *Store) Sweep(ctx context.Context) (cleanup.StepResult, error) {
 	if err := s.check(); err != nil {
 		return cleanup.StepResult{}, err
 	}
-	return s.janitor.Step(ctx)
+	res, err := s.janitor.Step(ctx)
+	return res, s.closing(err)
 }
 
 // JanitorStats reports what the store's janitor has done so far.
@@ -370,7 +404,8 @@ func Transact[T any](ctx context.Context, s *Store, fn func(kv.Transaction) (T, 
 	if fn == nil {
 		return zero, ErrNilFunc
 	}
-	return txn.Transact(ctx, s.db, fn, &s.cfg.txnOpts)
+	v, err := txn.Transact(ctx, s.db, fn, &s.cfg.txnOpts)
+	return v, s.closing(err)
 }
 
 // TransactCommit is Transact, and also returns the Commit of the attempt
@@ -386,7 +421,8 @@ func TransactCommit[T any](ctx context.Context, s *Store, fn func(kv.Transaction
 	if fn == nil {
 		return zero, txn.Commit{}, ErrNilFunc
 	}
-	return txn.TransactCommit(ctx, s.db, fn, &s.cfg.txnOpts)
+	v, c, err := txn.TransactCommit(ctx, s.db, fn, &s.cfg.txnOpts)
+	return v, c, s.closing(err)
 }
 
 // ReadTransact runs fn in a read-only transaction on s, retrying it as
@@ -402,11 +438,11 @@ func ReadTransact[T any](ctx context.Context, s *Store, fn func(kv.ReadTransacti
 	}
 	tr, err := s.db.CreateTransaction(ctx)
 	if err != nil {
-		return zero, err
+		return zero, s.closing(err)
 	}
 	defer tr.Cancel()
 	if err := s.setReadOptions(tr); err != nil {
-		return zero, err
+		return zero, s.closing(err)
 	}
 	for {
 		// readOnly hides the write methods: fn cannot type-assert its way
@@ -416,10 +452,10 @@ func ReadTransact[T any](ctx context.Context, s *Store, fn func(kv.ReadTransacti
 			return v, nil
 		}
 		if _, ok := kv.ErrorCode(err); !ok {
-			return zero, err
+			return zero, s.closing(err)
 		}
 		if err := tr.OnError(err); err != nil {
-			return zero, err
+			return zero, s.closing(err)
 		}
 	}
 }
@@ -479,5 +515,6 @@ func (s *Store) Resolve(ctx context.Context, id txn.ID) (txn.Outcome, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	return txn.Resolve(ctx, s.db, id, &s.cfg.txnOpts)
+	o, err := txn.Resolve(ctx, s.db, id, &s.cfg.txnOpts)
+	return o, s.closing(err)
 }
