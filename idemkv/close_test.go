@@ -88,9 +88,12 @@ func TestStoreCallsInFlightDuringClose(t *testing.T) {
 	}
 	t.Logf("in flight: %v (unknown outcome: %v)", err, errors.Is(err, txn.ErrUnknownResult))
 	for name, err := range map[string]error{
-		"Transact": func() error { _, err := idemkv.Transact(ctx, s, func(kv.Transaction) (int, error) { return 0, nil }); return err }(),
-		"Resolve":  func() error { _, err := s.Resolve(ctx, txn.ID{}); return err }(),
-		"Sweep":    func() error { _, err := s.Sweep(ctx); return err }(),
+		"Transact": func() error {
+			_, err := idemkv.Transact(ctx, s, func(kv.Transaction) (int, error) { return 0, nil })
+			return err
+		}(),
+		"Resolve": func() error { _, err := s.Resolve(ctx, txn.ID{}); return err }(),
+		"Sweep":   func() error { _, err := s.Sweep(ctx); return err }(),
 	} {
 		if !errors.Is(err, idemkv.ErrClosed) || !errors.Is(err, kv.ErrClosed) {
 			t.Errorf("%s after Close: %v; want an error matching idemkv.ErrClosed and kv.ErrClosed", name, err)
