@@ -75,6 +75,22 @@
 // Processes sharing a database must share the prefix; keep other data out
 // of it.
 //
+// # Operating a store
+//
+// Options.Logger (a *slog.Logger; nil is silent) gets janitor sweeps at
+// debug, janitor failures at error, and at warn the calls whose outcome is
+// unknown (with the ID to resolve), outcomes lost, and keyed requests
+// whose lease expired and was taken over (with the key and both fencing
+// tokens). Options.Metrics gets every call's outcome and txn.Stats, every
+// sweep, every keyed request's result and an estimate of the markers
+// alive; package idemkv/prom exports them to Prometheus, and
+// Options.Observe is txn's own per-call hook. Store.Health reports the
+// janitor's state and last error, for a readiness probe: the janitor never
+// stops on an error (a foreign key under the marker prefix included), it
+// retries with backoff and Health shows why until a sweep succeeds. The
+// command cmd/idemkv inspects a store from a shell: stats, keyed records,
+// markers, resolve and sweep.
+//
 // # Errors
 //
 // Errors are classified with errors.Is and errors.As, never by string:

@@ -74,20 +74,26 @@ func LeaseToken(ctx context.Context) (uint64, bool) {
 // commit times out (*txn.UnknownResultError), Do returns that error
 // without running fn; the key may then stay in progress, with no holder,
 // until its lease expires and a later call takes it over.
-func Do[T any](ctx context.Context, s *Store, key string, payload []byte, fn func(ctx context.Context) (T, error), opts *DoOptions) (T, error) {
+func Do[T any](ctx context.Context, s *Store, key string, payload []byte, fn func(ctx context.Context) (T, error), opts *DoOptions) (_ T, err error) {
 	var zero T
 	d, err := s.newDo(key, payload, fn == nil, opts)
 	if err != nil {
 		return zero, err
 	}
+	var ran, replayed bool // for the store's logs and metrics
+	defer func() { s.cfg.obs.keyed(key, ran, replayed, err) }()
 	var bo kv.Backoff
 	for {
 		c, err := d.claim(ctx)
 		if err != nil {
 			return zero, err
 		}
+		if c.previous != 0 {
+			s.cfg.obs.takeover(key, c.previous, c.token)
+		}
 		switch c.state {
 		case claimCompleted:
+			replayed = true
 			return replay[T](d, c.rec)
 		case claimInProgress:
 			if !d.wait {
@@ -98,6 +104,7 @@ func Do[T any](ctx context.Context, s *Store, key string, payload []byte, fn fun
 			}
 			continue
 		}
+		ran = true
 		return run(ctx, d, c.token, fn)
 	}
 }
@@ -233,6 +240,7 @@ type claimResult struct {
 	token     uint64        // claimed
 	rec       record        // completed
 	remaining time.Duration // in progress: the holder's lease left
+	previous  uint64        // claimed by taking over: the expired holder's token
 }
 
 // claim reads the key's record and, if it is absent or its lease expired,
@@ -247,6 +255,7 @@ func (d *doCall) claim(ctx context.Context) (claimResult, error) {
 		if err != nil {
 			return claimResult{}, err
 		}
+		var previous uint64
 		if val != nil {
 			rec, err := decodeRecord(val)
 			if err != nil {
@@ -265,6 +274,7 @@ func (d *doCall) claim(ctx context.Context) (claimResult, error) {
 			// The holder's lease expired: take over. Its index entry goes;
 			// this claim writes its own.
 			tr.Clear(d.s.keyed.indexKey(rec.due, d.key))
+			previous = rec.token
 		}
 		rec := record{
 			status:      statusInProgress,
@@ -274,7 +284,7 @@ func (d *doCall) claim(ctx context.Context) (claimResult, error) {
 			fingerprint: d.fingerprint,
 		}
 		d.put(tr, &rec)
-		return claimResult{state: claimed, token: rec.token}, nil
+		return claimResult{state: claimed, token: rec.token, previous: previous}, nil
 	})
 }
 

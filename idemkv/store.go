@@ -2,9 +2,11 @@ package idemkv
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -88,6 +90,16 @@ type Options struct {
 	// configures the FoundationDB client for "fdb:" URIs.
 	Embedded *embedded.Options
 	FDB      *fdbkv.Options
+
+	// Logger receives the store's logs (see observe.go): janitor sweeps at
+	// debug, janitor failures at error, unknown and lost outcomes and lease
+	// takeovers at warn, with IDs and keys as attributes. Nil: silent.
+	// Metrics receives its counts (package idemkv/prom implements it for
+	// Prometheus). Observe is txn's per-call hook (txn.Options.Observe),
+	// called after Metrics for every exactly-once call the store makes.
+	Logger  *slog.Logger
+	Metrics Metrics
+	Observe func(txn.Stats)
 }
 
 // config is Options with defaults applied and checked.
@@ -102,6 +114,7 @@ type config struct {
 	wrap      func(kv.Database) kv.Database
 	embedded  *embedded.Options
 	fdb       *fdbkv.Options
+	obs       *observer
 }
 
 func (o *Options) config() (config, error) {
@@ -143,6 +156,7 @@ func (o *Options) config() (config, error) {
 	}
 	prefix := bytes.Clone(opts.Prefix)
 	markers := append(bytes.Clone(prefix), "tx/"...)
+	obs := newObserver(opts.Logger, opts.Metrics, opts.Observe, versions(cmp.Or(opts.MinAge, cleanup.DefaultMinAge)))
 	return config{
 		prefix: prefix,
 		txnOpts: txn.Options{
@@ -151,6 +165,7 @@ func (o *Options) config() (config, error) {
 			RetryLimit:    opts.RetryLimit,
 			Timeout:       opts.Timeout,
 			MaxRetryDelay: opts.MaxRetryDelay,
+			Observe:       obs.call,
 		},
 		retention: opts.Retention,
 		lease:     opts.Lease,
@@ -164,6 +179,7 @@ func (o *Options) config() (config, error) {
 		wrap:      opts.WrapDatabase,
 		embedded:  opts.Embedded,
 		fdb:       opts.FDB,
+		obs:       obs,
 	}, nil
 }
 
@@ -226,6 +242,7 @@ func Open(ctx context.Context, uri string, opts *Options) (*Store, error) {
 	idx := s.keyed.idx
 	idx.Remove = s.keyed.remove
 	jopts.Keyed = []cleanup.KeyedIndex{idx}
+	jopts.OnStep = func(res cleanup.StepResult, err error) { cfg.obs.sweep(res, err, s.janitor.Stats().Failures) }
 	if s.janitor, err = cleanup.New(s.db, &jopts); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
@@ -516,5 +533,7 @@ func (s *Store) Resolve(ctx context.Context, id txn.ID) (txn.Outcome, error) {
 		return 0, err
 	}
 	o, err := txn.Resolve(ctx, s.db, id, &s.cfg.txnOpts)
-	return o, s.closing(err)
+	err = s.closing(err)
+	s.cfg.obs.resolved(id, o, err)
+	return o, err
 }
