@@ -76,8 +76,14 @@
 // A DB is safe for concurrent use; a transaction is for one goroutine at a
 // time, except Cancel. Late commits run on goroutines that the DB tracks:
 // Wait blocks until all of them have finished, and Close waits for them too
-// (at most the late delay). A late commit runs under its transaction's
-// context, so canceling that context makes it fail (late-not-applied).
+// (at most the late delay). A late commit is detached from its caller, as a
+// commit on the wire is: it is sent as a transaction of its own, on the
+// caller's context without its cancellation or deadline and without the
+// transaction's timeout, at the original read version with the recorded
+// reads (as conflict ranges), conflict ranges and mutations. So it lands
+// after its caller has given up — canceled its context, timed out, moved on
+// to Resolve — unless something it read was written meanwhile; Stats counts
+// what did land (late-applied) and what did not (late-not-applied).
 //
 // After Close, CreateTransaction and Commit fail with kv.ErrClosed and no
 // late commit starts; a commit that would have been late is abandoned

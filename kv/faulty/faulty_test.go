@@ -611,3 +611,48 @@ func TestCloseWaitsAndOwnership(t *testing.T) {
 		})
 	}
 }
+
+// A commit on the wire is not recalled when its client gives up: a late
+// commit lands after the caller's context is canceled or its transaction's
+// timeout passes, and is counted as landed (issue 11, item 7).
+func TestLateCommitOutlivesItsCaller(t *testing.T) {
+	for _, how := range []string{"cancel", "timeout"} {
+		t.Run(how, func(t *testing.T) {
+			e := openMem(t)
+			db := wrap(t, e, Config{Seed: 1, UnknownResultLate: 1})
+			release := make(chan struct{})
+			db.beforeLateCommit = func(uint64) { <-release }
+			ctx, cancel := context.WithCancel(context.Background())
+			tr, err := db.CreateTransaction(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if how == "timeout" {
+				if err := tr.Options().SetTimeout(20 * time.Millisecond); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := tr.Get([]byte("other")).Get(); err != nil {
+				t.Fatal(err)
+			}
+			tr.Set([]byte("k"), []byte("late"))
+			if err := tr.Commit().Err(); !errors.Is(err, kv.ErrCommitUnknownResult) {
+				t.Fatalf("Commit = %v, want commit_unknown_result", err)
+			}
+			if how == "cancel" {
+				cancel() // the caller's usual defer cancel()
+			} else {
+				time.Sleep(40 * time.Millisecond)
+			}
+			close(release)
+			db.Wait()
+			cancel()
+			if v := read(t, e, "k"); string(v) != "late" {
+				t.Fatalf("k = %q after the late commit, want %q: it was dropped with its caller", v, "late")
+			}
+			if o := db.Stats().ByKind[UnknownResultLate]; o.LateApplied != 1 || o.LateNotApplied != 0 {
+				t.Fatalf("outcomes %+v, want one late-applied", o)
+			}
+		})
+	}
+}

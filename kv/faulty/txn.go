@@ -1,6 +1,7 @@
 package faulty
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -51,6 +52,10 @@ type attempt struct {
 	// wrote reports a mutation or write conflict range: only such a commit
 	// reaches FoundationDB's proxies and can fail in the injected ways.
 	wrote bool
+	// ops records the attempt's mutations and conflict ranges, in order,
+	// so that a late commit can be sent as a transaction of its own,
+	// detached from the caller's context and timeout (see replay).
+	ops []op
 	// fault is set once the attempt's commit was given an injected fault
 	// (or, for an "applied" one whose inner commit failed, that failure).
 	// Versionstamp futures read it from any goroutine.
@@ -58,6 +63,27 @@ type attempt struct {
 }
 
 type failure struct{ err error }
+
+// op is one recorded mutation or conflict range.
+type op struct {
+	kind     opKind
+	mutation kv.MutationType // opAtomic
+	key, val []byte          // opSet, opClear, opAtomic
+	r        kv.Range        // opClearRange and the conflict ranges
+}
+
+type opKind uint8
+
+const (
+	opSet opKind = iota
+	opClear
+	opClearRange
+	opAtomic
+	opReadConflict
+	opWriteConflict
+)
+
+func (a *attempt) record(o op) { a.ops = append(a.ops, o) }
 
 func (a *attempt) failed() error {
 	if f := a.fault.Load(); f != nil {
@@ -92,10 +118,22 @@ func newTransaction(db *DB, ctx context.Context, inner kv.Transaction) *transact
 
 func (t *transaction) inner() kv.Transaction { return t.mu.inner }
 
-func (t *transaction) Get(key []byte) *kv.Future[[]byte] { return t.inner().Get(key) }
+// Get and GetRange record a read conflict range for a late commit's
+// replay: the key, or the whole range asked for (a superset of what a limit
+// lets the engine read, so a replayed late commit conflicts at least as
+// often as the original would).
+func (t *transaction) Get(key []byte) *kv.Future[[]byte] {
+	t.att.record(op{kind: opReadConflict, r: kv.SingleKeyRange(key)})
+	return t.inner().Get(key)
+}
 
 func (t *transaction) GetRange(r kv.Range, opts kv.RangeOptions) *kv.Future[[]kv.KeyValue] {
+	t.att.record(op{kind: opReadConflict, r: cloneRange(r)})
 	return t.inner().GetRange(r, opts)
+}
+
+func cloneRange(r kv.Range) kv.Range {
+	return kv.Range{Begin: bytes.Clone(r.Begin), End: bytes.Clone(r.End)}
 }
 
 func (t *transaction) GetReadVersion() *kv.Future[int64] { return t.inner().GetReadVersion() }
@@ -104,22 +142,45 @@ func (t *transaction) GetReadVersion() *kv.Future[int64] { return t.inner().GetR
 // transaction, so it stays valid across OnError.
 func (t *transaction) Snapshot() kv.ReadTransaction { return snapshot{t} }
 
-func (t *transaction) Set(key, value []byte) { t.att.wrote = true; t.inner().Set(key, value) }
-func (t *transaction) Clear(key []byte)      { t.att.wrote = true; t.inner().Clear(key) }
-func (t *transaction) ClearRange(r kv.Range) { t.att.wrote = true; t.inner().ClearRange(r) }
-
-func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
+func (t *transaction) Set(key, value []byte) {
 	t.att.wrote = true
-	t.inner().Atomic(op, key, param)
+	t.att.record(op{kind: opSet, key: bytes.Clone(key), val: bytes.Clone(value)})
+	t.inner().Set(key, value)
+}
+
+func (t *transaction) Clear(key []byte) {
+	t.att.wrote = true
+	t.att.record(op{kind: opClear, key: bytes.Clone(key)})
+	t.inner().Clear(key)
+}
+
+func (t *transaction) ClearRange(r kv.Range) {
+	t.att.wrote = true
+	t.att.record(op{kind: opClearRange, r: cloneRange(r)})
+	t.inner().ClearRange(r)
+}
+
+func (t *transaction) Atomic(mt kv.MutationType, key, param []byte) {
+	t.att.wrote = true
+	t.att.record(op{kind: opAtomic, mutation: mt, key: bytes.Clone(key), val: bytes.Clone(param)})
+	t.inner().Atomic(mt, key, param)
 }
 
 func (t *transaction) AddReadConflictRange(r kv.Range) error {
-	return t.inner().AddReadConflictRange(r)
+	if err := t.inner().AddReadConflictRange(r); err != nil {
+		return err
+	}
+	t.att.record(op{kind: opReadConflict, r: cloneRange(r)})
+	return nil
 }
 
 func (t *transaction) AddWriteConflictRange(r kv.Range) error {
 	t.att.wrote = true
-	return t.inner().AddWriteConflictRange(r)
+	if err := t.inner().AddWriteConflictRange(r); err != nil {
+		return err
+	}
+	t.att.record(op{kind: opWriteConflict, r: cloneRange(r)})
+	return nil
 }
 
 func (t *transaction) SetReadVersion(v int64) { t.inner().SetReadVersion(v) }
@@ -183,19 +244,28 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 			return struct{}{}, fault
 		})
 	case formLate:
-		// A commit on the wire already carries its read version: fix it
-		// now, so that whatever commits between now and the late landing
-		// is checked for conflicts, as FoundationDB would.
-		inner.GetReadVersion()
+		// A commit on the wire already carries its read version and is not
+		// recalled when its client gives up: it is sent as a transaction of
+		// its own, detached from the caller's context and timeout, with the
+		// same read version, conflict ranges and mutations, so that
+		// whatever commits between now and the late landing is checked for
+		// conflicts, as FoundationDB would.
+		late, err := t.replay(inner)
+		inner.Cancel()
+		if err != nil {
+			// Nothing could be sent: the commit is abandoned.
+			db.stats.add(f.kind, lateNotApplied)
+			break
+		}
 		if db.startLate() {
 			t.handedOff = true
 			t.setInner(deadTxn{fault}, true)
-			go db.lateCommit(inner, f.kind, f.latency+f.lateDelay, n)
+			go db.lateCommit(late, f.kind, f.latency+f.lateDelay, n)
 			break
 		}
 		// Close began after the check above: no goroutine may start now,
 		// so the commit is abandoned instead.
-		inner.Cancel()
+		late.Cancel()
 		db.stats.add(f.kind, lateNotApplied)
 	default: // formNotApplied
 		// Cancel settles the inner transaction's pending futures (a
@@ -209,11 +279,61 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 	})
 }
 
-// lateCommit sends a handed-off transaction's commit after delay. The delay
-// ignores the transaction's context: a commit already on the wire is not
-// recalled by the client. The inner commit still runs under that context
-// and the inner engine's conflict detection, with its original read
-// version, so it fails if anything it read was written meanwhile.
+// replay builds the transaction a late commit sends: a fresh inner
+// transaction on a context detached from the caller's (its values kept,
+// not its cancellation or deadline), at inner's read version, with the
+// attempt's conflict ranges and mutations and the options that shape a
+// commit (size limit, system-key access), but no timeout.
+func (t *transaction) replay(inner kv.Transaction) (kv.Transaction, error) {
+	rv, err := inner.GetReadVersion().Get()
+	if err != nil {
+		return nil, err
+	}
+	late, err := t.db.inner.CreateTransaction(context.WithoutCancel(t.ctx))
+	if err != nil {
+		return nil, err
+	}
+	late.SetReadVersion(rv)
+	o := late.Options()
+	if t.opts.sizeLimit != 0 {
+		err = o.SetSizeLimit(t.opts.sizeLimit)
+	}
+	if err == nil && t.opts.accessSystemKeys {
+		err = o.SetAccessSystemKeys()
+	}
+	for _, p := range t.att.ops {
+		if err != nil {
+			break
+		}
+		switch p.kind {
+		case opSet:
+			late.Set(p.key, p.val)
+		case opClear:
+			late.Clear(p.key)
+		case opClearRange:
+			late.ClearRange(p.r)
+		case opAtomic:
+			late.Atomic(p.mutation, p.key, p.val)
+		case opReadConflict:
+			err = late.AddReadConflictRange(p.r)
+		case opWriteConflict:
+			err = late.AddWriteConflictRange(p.r)
+		}
+	}
+	if err != nil {
+		late.Cancel()
+		return nil, err
+	}
+	return late, nil
+}
+
+// lateCommit sends a late commit after delay. Neither the delay nor the
+// commit depends on the caller's context: a commit already on the wire is
+// not recalled by the client. The commit goes through the inner engine's
+// conflict detection at its original read version, so it fails if anything
+// it read was written meanwhile; that, a closed database, or its read
+// version growing too old are the only ways it fails, and each is counted
+// late-not-applied.
 func (db *DB) lateCommit(inner kv.Transaction, k Kind, delay time.Duration, n uint64) {
 	defer db.lateDone()
 	if delay > 0 {
