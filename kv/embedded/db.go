@@ -75,6 +75,8 @@ type DB struct {
 		// lastClock is the highest clock version seen (versions never go
 		// backwards).
 		lastClock int64
+		// jumped is the sum of AdvanceVersion's jumps, added to the clock.
+		jumped int64
 		// snaps holds the retained snapshots in ascending version order; the
 		// last is the published, current state.
 		snaps []*snapshot
@@ -298,6 +300,26 @@ func (db *DB) Close() error {
 // errClosed is what operations on a closed DB return.
 func errClosed(op string) error { return fmt.Errorf("embedded: %s: %w", op, kv.ErrClosed) }
 
+// AdvanceVersion moves the database's version forward by n versions at
+// once, as a FoundationDB recovery does (by MAX_VERSIONS_IN_FLIGHT, about
+// 100 seconds' worth; a forced recovery by far more), and keeps advancing
+// with the clock from there. Read versions handed out before the jump are
+// then more than five seconds old: reads and commits at them fail with
+// transaction_too_old (1007). Fault injection (kv/faulty's recovery fault)
+// and tests use it; n must be positive.
+func (db *DB) AdvanceVersion(n int64) error {
+	if n <= 0 {
+		return fmt.Errorf("embedded: AdvanceVersion(%d): the jump must be positive", n)
+	}
+	if db.closed.Load() {
+		return errClosed("AdvanceVersion")
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.mu.jumped += n
+	return nil
+}
+
 // nowVersionLocked returns the clock's current version, never less than
 // one already seen.
 func (db *DB) nowVersionLocked() int64 {
@@ -305,7 +327,7 @@ func (db *DB) nowVersionLocked() int64 {
 	if d < 0 {
 		d = 0
 	}
-	v := db.clockBase + int64(d/(time.Second/kv.VersionsPerSecond))
+	v := db.clockBase + db.mu.jumped + int64(d/(time.Second/kv.VersionsPerSecond))
 	if v < db.mu.lastClock {
 		v = db.mu.lastClock
 	}
