@@ -28,11 +28,15 @@ const (
 	CodeGRVProxyMemoryLimitExceeded    Code = 1078 // grv_proxy_memory_limit_exceeded
 	CodeOperationCancelled             Code = 1101 // operation_cancelled
 	CodeTagThrottled                   Code = 1213 // tag_throttled
+	CodeProxyTagThrottled              Code = 1223 // proxy_tag_throttled
 	CodeClientInvalidOperation         Code = 2000 // client_invalid_operation
 	CodeKeyOutsideLegalRange           Code = 2004 // key_outside_legal_range
 	CodeInvertedRange                  Code = 2005 // inverted_range
 	CodeInvalidOptionValue             Code = 2006 // invalid_option_value
 	CodeUsedDuringCommit               Code = 2017 // used_during_commit
+	CodeInvalidMutationType            Code = 2018 // invalid_mutation_type
+	CodeNoCommitVersion                Code = 2021 // no_commit_version
+	CodeTransactionReadOnly            Code = 2023 // transaction_read_only
 	CodeTransactionTooLarge            Code = 2101 // transaction_too_large
 	CodeKeyTooLarge                    Code = 2102 // key_too_large
 	CodeValueTooLarge                  Code = 2103 // value_too_large
@@ -57,11 +61,15 @@ var codeNames = map[Code]string{
 	CodeGRVProxyMemoryLimitExceeded:    "grv_proxy_memory_limit_exceeded",
 	CodeOperationCancelled:             "operation_cancelled",
 	CodeTagThrottled:                   "tag_throttled",
+	CodeProxyTagThrottled:              "proxy_tag_throttled",
 	CodeClientInvalidOperation:         "client_invalid_operation",
 	CodeKeyOutsideLegalRange:           "key_outside_legal_range",
 	CodeInvertedRange:                  "inverted_range",
 	CodeInvalidOptionValue:             "invalid_option_value",
 	CodeUsedDuringCommit:               "used_during_commit",
+	CodeInvalidMutationType:            "invalid_mutation_type",
+	CodeNoCommitVersion:                "no_commit_version",
+	CodeTransactionReadOnly:            "transaction_read_only",
 	CodeTransactionTooLarge:            "transaction_too_large",
 	CodeKeyTooLarge:                    "key_too_large",
 	CodeValueTooLarge:                  "value_too_large",
@@ -175,8 +183,11 @@ func maybeCommitted(c Code) bool {
 }
 
 // IsRetryableNotCommitted reports whether err is retryable and the
-// transaction certainly did not commit: FoundationDB's
-// FDB_ERROR_PREDICATE_RETRYABLE_NOT_COMMITTED.
+// transaction certainly did not commit: FoundationDB 7.3's
+// FDB_ERROR_PREDICATE_RETRYABLE_NOT_COMMITTED (not_committed,
+// transaction_too_old, future_version, database_locked, the proxies'
+// memory limits, batch and tag throttling, proxy_tag_throttled,
+// process_behind).
 func IsRetryableNotCommitted(err error) bool {
 	c, ok := ErrorCode(err)
 	return ok && retryableNotCommitted(c)
@@ -187,7 +198,7 @@ func retryableNotCommitted(c Code) bool {
 	case CodeNotCommitted, CodeTransactionTooOld, CodeFutureVersion,
 		CodeDatabaseLocked, CodeGRVProxyMemoryLimitExceeded,
 		CodeCommitProxyMemoryLimitExceeded, CodeBatchTransactionThrottled,
-		CodeProcessBehind, CodeTagThrottled:
+		CodeProcessBehind, CodeTagThrottled, CodeProxyTagThrottled:
 		return true
 	}
 	return false

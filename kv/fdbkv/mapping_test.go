@@ -100,6 +100,14 @@ func TestMapCodeNamesCodesKVDoesNot(t *testing.T) {
 	if err := mapCode(4242, "FoundationDB error code 4242 (made up)", txnState{}); !strings.Contains(err.Error(), "made up") {
 		t.Errorf("unnamed code: %q lost the bindings' description", err)
 	}
+	// 2021 is no_commit_version (kv names it); an earlier table called it
+	// transaction_read_only, which is 2023.
+	if err := mapCode(2021, "", txnState{}); !strings.Contains(err.Error(), "no_commit_version (2021)") {
+		t.Errorf("2021: %q, want no_commit_version", err)
+	}
+	if err := mapCode(2023, "", txnState{}); !strings.Contains(err.Error(), "transaction_read_only (2023)") {
+		t.Errorf("2023: %q, want transaction_read_only", err)
+	}
 	if err := mapCode(1020, "ignored", txnState{}); strings.Contains(err.Error(), "ignored") {
 		t.Errorf("1020: %q carries a detail kv's name already covers", err)
 	}
