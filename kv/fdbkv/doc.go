@@ -73,6 +73,17 @@
 // GetCommittedVersion, GetVersionstamp and GetApproximateSize keep working
 // after ctx is done, since callers commonly cancel right after a commit.
 //
+// # Versionstamps after Commit
+//
+// FoundationDB refuses every operation on a transaction from Commit until
+// OnError or Reset with used_during_commit (2017), get_versionstamp and
+// get_approximate_size included: its versionstamp must be asked for before
+// committing. kv promises it after a successful commit (package txn reads
+// it then), so Commit asks the bindings for the versionstamp future just
+// before committing, and GetVersionstamp called after Commit returns that
+// future; called before, it asks the bindings itself. GetApproximateSize
+// after Commit fails with used_during_commit, as FoundationDB's does.
+//
 // # Why OnError is not called for 1031 and 1039
 //
 // Transaction.OnError implements FoundationDB's retry policy by calling the

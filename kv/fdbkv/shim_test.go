@@ -9,11 +9,15 @@ package fdbkv
 // CGO_CFLAGS.
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
+
+	"github.com/apple/foundationdb/bindings/go/src/fdb"
 
 	_ "github.com/idemkv/idemkv/kv/fdbc"
 
@@ -50,4 +54,56 @@ func openShim(t testing.TB) *DB {
 // adapter and the unmodified bindings.
 func TestConformanceOnShim(t *testing.T) {
 	kvtest.Run(t, func(t *testing.T) kv.Database { return openShim(t) })
+}
+
+// FoundationDB answers get_versionstamp after commit with
+// used_during_commit (2017); kv promises the stamp after a successful
+// commit, so fdbkv asks for it before committing. Both halves are checked:
+// the raw bindings refuse, the adapter answers.
+func TestVersionstampAfterCommitOnShim(t *testing.T) {
+	d := openShim(t)
+	ftr, err := d.db.CreateTransaction()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ftr.Set(fdb.Key("raw"), []byte("x"))
+	if err := ftr.Commit().Get(); err != nil {
+		t.Fatal(err)
+	}
+	var fe fdb.Error
+	if _, err := ftr.GetVersionstamp().Get(); !errors.As(err, &fe) || fe.Code != int(kv.CodeUsedDuringCommit) {
+		t.Fatalf("bindings' GetVersionstamp after commit = %v, want used_during_commit (2017)", err)
+	}
+
+	tr, err := d.CreateTransaction(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Set([]byte("k"), []byte("v"))
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := tr.GetVersionstamp().Get()
+	if err != nil {
+		t.Fatalf("fdbkv GetVersionstamp after commit: %v", err)
+	}
+	cv, err := tr.GetCommittedVersion()
+	if err != nil || vs.Version() != cv {
+		t.Fatalf("versionstamp version %d, committed version %d (%v)", vs.Version(), cv, err)
+	}
+	if _, err := tr.GetApproximateSize().Get(); !errors.Is(err, kv.ErrUsedDuringCommit) {
+		t.Fatalf("GetApproximateSize after commit = %v, want used_during_commit", err)
+	}
+	// After Reset the transaction is fresh: a read-only commit has no
+	// versionstamp (no_commit_version, 2021).
+	tr.Reset()
+	if _, err := tr.Get([]byte("k")).Get(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.GetVersionstamp().Get(); !errors.Is(err, kv.NewError(kv.CodeNoCommitVersion)) {
+		t.Fatalf("read-only GetVersionstamp = %v, want no_commit_version (2021)", err)
+	}
 }

@@ -38,6 +38,13 @@ type transaction struct {
 	backoff    kv.Backoff // for the retries OnError does itself (1039)
 	pendingErr error      // an invalid write, reported by reads and Commit until Reset
 
+	// stamp is the versionstamp future Commit asked for just before
+	// committing: FoundationDB answers get_versionstamp with
+	// used_during_commit (2017) once the commit has been issued, while kv
+	// promises the versionstamp after a successful commit. Cleared by
+	// Reset and OnError.
+	stamp fdb.FutureKey
+
 	mu struct {
 		sync.Mutex
 		// stop unregisters the context watcher; nil when none is
@@ -329,6 +336,10 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 	if err := t.unusable(); err != nil {
 		return kv.Failed[struct{}](err)
 	}
+	// Ask for the versionstamp first: afterwards FoundationDB refuses to
+	// (used_during_commit). The future costs a little client memory and
+	// resolves with the commit.
+	t.stamp = t.tr.GetVersionstamp()
 	f := t.tr.Commit()
 	return kv.NewFuture(func() (struct{}, error) {
 		if err := f.Get(); err != nil {
@@ -383,7 +394,7 @@ func (t *transaction) OnError(err error) error {
 			return ctxError(t.ctx.Err())
 		}
 		t.tr.Reset()
-		t.pendingErr = nil
+		t.pendingErr, t.stamp = nil, nil
 		t.retries++
 		// The reset restarts FoundationDB's timeout clock and drops every
 		// option; kv's clock (start) runs on, as it does across the
@@ -404,7 +415,7 @@ func (t *transaction) OnError(err error) error {
 		}
 		return mapped
 	}
-	t.pendingErr = nil
+	t.pendingErr, t.stamp = nil, nil
 	t.retries++
 	// FoundationDB (API >= 610) keeps the timeout, retry limit and max
 	// retry delay across OnError but not the others; re-applying all of
@@ -455,7 +466,7 @@ func (t *transaction) Reset() {
 	}
 	t.tr.Reset()
 	t.opts = txnOptions{}
-	t.retries, t.pendingErr = 0, nil
+	t.retries, t.pendingErr, t.stamp = 0, nil, nil
 	t.backoff.Reset()
 	// The only failure is setting the timeout, which was valid before.
 	_ = t.begin(time.Now())
@@ -480,7 +491,10 @@ func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
 	if err := t.closedErr(); err != nil {
 		return kv.Failed[kv.Versionstamp](err)
 	}
-	f := t.tr.GetVersionstamp()
+	f := t.stamp
+	if f == nil {
+		f = t.tr.GetVersionstamp()
+	}
 	return kv.NewFuture(func() (kv.Versionstamp, error) {
 		k, err := f.Get()
 		if err != nil {
