@@ -195,12 +195,12 @@ func newDatabase(s *store) *database {
 }
 
 //export fdb_create_database
-func fdb_create_database(path *C.char, out *uintptr) C.int {
+func fdb_create_database(path *C.char, out *uintptr) int32 {
 	if out == nil {
 		return errClientInvalidOp
 	}
 	if c := networkReady(); c != 0 {
-		return C.int(c)
+		return int32(c)
 	}
 	p := ""
 	if path != nil {
@@ -208,7 +208,7 @@ func fdb_create_database(path *C.char, out *uintptr) C.int {
 	}
 	s, code := clusterStore(p)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	*out = newHandle(newDatabase(s))
 	return errSuccess
@@ -219,12 +219,12 @@ func fdb_create_database(path *C.char, out *uintptr) C.int {
 // string).
 //
 //export fdb_create_database_from_connection_string
-func fdb_create_database_from_connection_string(cs *C.char, out *uintptr) C.int {
+func fdb_create_database_from_connection_string(cs *C.char, out *uintptr) int32 {
 	if out == nil || cs == nil {
 		return errClientInvalidOp
 	}
 	if c := networkReady(); c != 0 {
-		return C.int(c)
+		return int32(c)
 	}
 	str, ok := connectionString([]byte(C.GoString(cs)))
 	if !ok {
@@ -232,7 +232,7 @@ func fdb_create_database_from_connection_string(cs *C.char, out *uintptr) C.int 
 	}
 	s, code := memStore(str)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	*out = newHandle(newDatabase(s))
 	return errSuccess
@@ -254,13 +254,13 @@ func fdb_database_destroy(h uintptr) {
 }
 
 //export fdb_database_set_option
-func fdb_database_set_option(h uintptr, code C.int, value *byte, n C.int) C.int {
+func fdb_database_set_option(h uintptr, code int32, value *byte, n int32) int32 {
 	d := lookup[database](h)
 	if d == nil {
 		return errClientInvalidOp
 	}
 	if c := checkOption(databaseOptions, int(code), value, n); c != 0 {
-		return C.int(c)
+		return int32(c)
 	}
 	if databaseOptions[int(code)].effect != takesEffect {
 		return errSuccess
@@ -305,14 +305,14 @@ func (d *database) defaults() txnDefaults {
 }
 
 //export fdb_database_create_transaction
-func fdb_database_create_transaction(h uintptr, out *uintptr) C.int {
+func fdb_database_create_transaction(h uintptr, out *uintptr) int32 {
 	d := lookup[database](h)
 	if d == nil || out == nil {
 		return errClientInvalidOp
 	}
 	t, code := newTransaction(d)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	*out = t.h
 	return errSuccess
@@ -323,7 +323,7 @@ func fdb_database_create_transaction(h uintptr, out *uintptr) C.int {
 // tenants_disabled (2136).
 //
 //export fdb_database_open_tenant
-func fdb_database_open_tenant(h uintptr, name *byte, n C.int, out *uintptr) C.int {
+func fdb_database_open_tenant(h uintptr, name *byte, n int32, out *uintptr) int32 {
 	if lookup[database](h) == nil || out == nil || n < 0 {
 		return errClientInvalidOp
 	}
@@ -335,7 +335,7 @@ func fdb_database_open_tenant(h uintptr, name *byte, n C.int, out *uintptr) C.in
 type tenant struct{}
 
 //export fdb_tenant_create_transaction
-func fdb_tenant_create_transaction(h uintptr, out *uintptr) C.int {
+func fdb_tenant_create_transaction(h uintptr, out *uintptr) int32 {
 	if lookup[tenant](h) == nil {
 		return errClientInvalidOp
 	}
@@ -349,7 +349,7 @@ func fdb_tenant_destroy(h uintptr) { dropHandle[tenant](h) }
 // worker has the address: there are no workers in the process.
 //
 //export fdb_database_reboot_worker
-func fdb_database_reboot_worker(h uintptr, addr *byte, n C.int, check C.int, duration C.int) uintptr {
+func fdb_database_reboot_worker(h uintptr, addr *byte, n int32, check int32, duration int32) uintptr {
 	if lookup[database](h) == nil || n < 0 {
 		return failed(kindInt64, errClientInvalidOp)
 	}

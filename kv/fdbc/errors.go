@@ -150,7 +150,7 @@ func errorText(code int) *C.char {
 // owned by the library and lives for the process.
 //
 //export fdb_get_error
-func fdb_get_error(code C.int) *C.char { return errorText(int(code)) }
+func fdb_get_error(code int32) *byte { return (*byte)(unsafe.Pointer(errorText(int(code)))) }
 
 // FDB_ERROR_PREDICATE_* tests.
 const (
@@ -164,7 +164,7 @@ const (
 // false.
 //
 //export fdb_error_predicate
-func fdb_error_predicate(test C.int, code C.int) C.int {
+func fdb_error_predicate(test int32, code int32) int32 {
 	err := kv.NewError(kv.Code(code))
 	var ok bool
 	switch test {
@@ -178,7 +178,7 @@ func fdb_error_predicate(test C.int, code C.int) C.int {
 	return boolC(ok)
 }
 
-func boolC(b bool) C.int {
+func boolC(b bool) int32 {
 	if b {
 		return 1
 	}

@@ -122,7 +122,7 @@ func (f *future) complete(code int, r *result) {
 // ---- the fdb_future_* API ----
 
 //export fdb_future_is_ready
-func fdb_future_is_ready(h uintptr) C.int {
+func fdb_future_is_ready(h uintptr) int32 {
 	f := lookup[future](h)
 	if f == nil {
 		return 0
@@ -136,7 +136,7 @@ func fdb_future_is_ready(h uintptr) C.int {
 // once the future is ready: at once, on this thread, if it already is.
 //
 //export fdb_future_set_callback
-func fdb_future_set_callback(h uintptr, fn uintptr, param unsafe.Pointer) C.int {
+func fdb_future_set_callback(h uintptr, fn uintptr, param unsafe.Pointer) int32 {
 	f := lookup[future](h)
 	if f == nil {
 		return errFutureReleased
@@ -159,7 +159,7 @@ func fdb_future_set_callback(h uintptr, fn uintptr, param unsafe.Pointer) C.int 
 // is ready.
 //
 //export fdb_future_block_until_ready
-func fdb_future_block_until_ready(h uintptr) C.int {
+func fdb_future_block_until_ready(h uintptr) int32 {
 	f := lookup[future](h)
 	if f == nil {
 		return errFutureReleased
@@ -247,7 +247,7 @@ func fdb_future_destroy(h uintptr) {
 }
 
 //export fdb_future_get_error
-func fdb_future_get_error(h uintptr) C.int {
+func fdb_future_get_error(h uintptr) int32 {
 	f := lookup[future](h)
 	if f == nil {
 		return errFutureReleased
@@ -257,7 +257,7 @@ func fdb_future_get_error(h uintptr) C.int {
 	if !f.mu.ready {
 		return errFutureNotSet
 	}
-	return C.int(f.mu.code)
+	return int32(f.mu.code)
 }
 
 // readable locks f if its result of kind k can be read and returns 0, or
@@ -289,13 +289,13 @@ func readable(h uintptr, k kind) (*future, int) {
 }
 
 //export fdb_future_get_int64
-func fdb_future_get_int64(h uintptr, out *int64) C.int {
+func fdb_future_get_int64(h uintptr, out *int64) int32 {
 	if out == nil {
 		return errClientInvalidOp
 	}
 	f, code := readable(h, kindInt64)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	defer f.mu.Unlock()
 	*out = f.mu.i64
@@ -303,75 +303,75 @@ func fdb_future_get_int64(h uintptr, out *int64) C.int {
 }
 
 //export fdb_future_get_key
-func fdb_future_get_key(h uintptr, out *unsafe.Pointer, outLen *C.int) C.int {
+func fdb_future_get_key(h uintptr, out *unsafe.Pointer, outLen *int32) int32 {
 	if out == nil || outLen == nil {
 		return errClientInvalidOp
 	}
 	f, code := readable(h, kindKey)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	defer f.mu.Unlock()
-	*out, *outLen = f.mu.mem, C.int(f.mu.n)
+	*out, *outLen = f.mu.mem, int32(f.mu.n)
 	return errSuccess
 }
 
 //export fdb_future_get_value
-func fdb_future_get_value(h uintptr, present *C.int, out *unsafe.Pointer, outLen *C.int) C.int {
+func fdb_future_get_value(h uintptr, present *int32, out *unsafe.Pointer, outLen *int32) int32 {
 	if present == nil || out == nil || outLen == nil {
 		return errClientInvalidOp
 	}
 	f, code := readable(h, kindValue)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	defer f.mu.Unlock()
 	*present = boolC(f.mu.present)
 	if f.mu.present {
-		*out, *outLen = f.mu.mem, C.int(f.mu.n)
+		*out, *outLen = f.mu.mem, int32(f.mu.n)
 	}
 	return errSuccess
 }
 
 //export fdb_future_get_keyvalue_array
-func fdb_future_get_keyvalue_array(h uintptr, out *unsafe.Pointer, count *C.int, more *C.int) C.int {
+func fdb_future_get_keyvalue_array(h uintptr, out *unsafe.Pointer, count *int32, more *int32) int32 {
 	if out == nil || count == nil || more == nil {
 		return errClientInvalidOp
 	}
 	f, code := readable(h, kindKeyValues)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	defer f.mu.Unlock()
-	*out, *count, *more = f.mu.mem, C.int(f.mu.n), boolC(f.mu.more)
+	*out, *count, *more = f.mu.mem, int32(f.mu.n), boolC(f.mu.more)
 	return errSuccess
 }
 
 //export fdb_future_get_key_array
-func fdb_future_get_key_array(h uintptr, out *unsafe.Pointer, count *C.int) C.int {
+func fdb_future_get_key_array(h uintptr, out *unsafe.Pointer, count *int32) int32 {
 	if out == nil || count == nil {
 		return errClientInvalidOp
 	}
 	f, code := readable(h, kindKeys)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	defer f.mu.Unlock()
-	*out, *count = f.mu.mem, C.int(f.mu.n)
+	*out, *count = f.mu.mem, int32(f.mu.n)
 	return errSuccess
 }
 
 //export fdb_future_get_string_array
-func fdb_future_get_string_array(h uintptr, out *unsafe.Pointer, count *C.int) C.int {
+func fdb_future_get_string_array(h uintptr, out *unsafe.Pointer, count *int32) int32 {
 	if out == nil || count == nil {
 		return errClientInvalidOp
 	}
 	f, code := readable(h, kindStrings)
 	if code != 0 {
-		return C.int(code)
+		return int32(code)
 	}
 	defer f.mu.Unlock()
-	*out, *count = f.mu.mem, C.int(f.mu.n)
+	*out, *count = f.mu.mem, int32(f.mu.n)
 	return errSuccess
 }
 

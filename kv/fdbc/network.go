@@ -35,7 +35,7 @@ var network struct {
 // version later fails with api_version_already_set.
 //
 //export fdb_select_api_version_impl
-func fdb_select_api_version_impl(runtime, header C.int) C.int {
+func fdb_select_api_version_impl(runtime, header int32) int32 {
 	network.Lock()
 	defer network.Unlock()
 	switch {
@@ -51,7 +51,7 @@ func fdb_select_api_version_impl(runtime, header C.int) C.int {
 }
 
 //export fdb_get_max_api_version
-func fdb_get_max_api_version() C.int { return MaxAPIVersion }
+func fdb_get_max_api_version() int32 { return MaxAPIVersion }
 
 // fdb_network_set_option accepts every network option FoundationDB 7.3
 // defines as a documented no-op (there is no network, trace file, TLS or
@@ -59,18 +59,18 @@ func fdb_get_max_api_version() C.int { return MaxAPIVersion }
 // code fails with invalid_option.
 //
 //export fdb_network_set_option
-func fdb_network_set_option(code C.int, value *byte, n C.int) C.int {
+func fdb_network_set_option(code int32, value *byte, n int32) int32 {
 	network.Lock()
 	unset := network.apiVersion == 0
 	network.Unlock()
 	if unset {
 		return errAPIVersionUnset
 	}
-	return C.int(checkOption(networkOptions, int(code), value, n))
+	return int32(checkOption(networkOptions, int(code), value, n))
 }
 
 //export fdb_setup_network
-func fdb_setup_network() C.int {
+func fdb_setup_network() int32 {
 	network.Lock()
 	defer network.Unlock()
 	switch {
@@ -91,9 +91,9 @@ func fdb_setup_network() C.int {
 // so the loop has nothing else to do.
 //
 //export fdb_run_network
-func fdb_run_network() C.int {
+func fdb_run_network() int32 {
 	network.Lock()
-	var code C.int
+	var code int32
 	switch {
 	case network.running:
 		code = errNetworkAlreadySetup
@@ -115,7 +115,7 @@ func fdb_run_network() C.int {
 }
 
 //export fdb_stop_network
-func fdb_stop_network() C.int {
+func fdb_stop_network() int32 {
 	network.Lock()
 	defer network.Unlock()
 	if !network.setup || network.stopped {
@@ -141,7 +141,7 @@ func networkReady() int {
 }
 
 // goBytes copies n bytes at p into Go memory. The caller has checked n >= 0.
-func goBytes(p *byte, n C.int) []byte {
+func goBytes(p *byte, n int32) []byte {
 	if n <= 0 || p == nil {
 		return []byte{}
 	}

@@ -108,7 +108,7 @@ var transactionOptions = map[int]optionSpec{
 
 // checkOption validates an option against its table and returns 0 if it
 // may be applied (or ignored), else FoundationDB's error code.
-func checkOption(table map[int]optionSpec, code int, value *byte, n C.int) int {
+func checkOption(table map[int]optionSpec, code int, value *byte, n int32) int {
 	spec, ok := table[code]
 	switch {
 	case !ok:

@@ -84,7 +84,7 @@ func bound(rd kv.ReadTransaction, sel selector, end []byte) ([]byte, error) {
 }
 
 //export fdb_transaction_get_key
-func fdb_transaction_get_key(h uintptr, key *byte, n C.int, orEqual C.int, offset C.int, snapshot C.int) uintptr {
+func fdb_transaction_get_key(h uintptr, key *byte, n int32, orEqual int32, offset int32, snapshot int32) uintptr {
 	if n < 0 {
 		return failed(kindKey, errClientInvalidOp)
 	}
@@ -189,9 +189,9 @@ func readRange(rd kv.ReadTransaction, r kv.Range, rows, target int, reverse bool
 
 //export fdb_transaction_get_range
 func fdb_transaction_get_range(h uintptr,
-	bk *byte, bkn C.int, bOrEqual C.int, bOffset C.int,
-	ek *byte, ekn C.int, eOrEqual C.int, eOffset C.int,
-	limit C.int, targetBytes C.int, mode C.int, iteration C.int, snapshot C.int, reverse C.int) uintptr {
+	bk *byte, bkn int32, bOrEqual int32, bOffset int32,
+	ek *byte, ekn int32, eOrEqual int32, eOffset int32,
+	limit int32, targetBytes int32, mode int32, iteration int32, snapshot int32, reverse int32) uintptr {
 	if bkn < 0 || ekn < 0 {
 		return failed(kindKeyValues, errClientInvalidOp)
 	}
@@ -228,7 +228,7 @@ func fdb_transaction_get_range(h uintptr,
 // samples instead, so its figure is rougher).
 //
 //export fdb_transaction_get_estimated_range_size_bytes
-func fdb_transaction_get_estimated_range_size_bytes(h uintptr, b *byte, bn C.int, e *byte, en C.int) uintptr {
+func fdb_transaction_get_estimated_range_size_bytes(h uintptr, b *byte, bn int32, e *byte, en int32) uintptr {
 	if bn < 0 || en < 0 {
 		return failed(kindInt64, errClientInvalidOp)
 	}
@@ -244,7 +244,7 @@ func fdb_transaction_get_estimated_range_size_bytes(h uintptr, b *byte, bn C.int
 // after about every chunkSize bytes of data, and its end.
 //
 //export fdb_transaction_get_range_split_points
-func fdb_transaction_get_range_split_points(h uintptr, b *byte, bn C.int, e *byte, en C.int, chunk int64) uintptr {
+func fdb_transaction_get_range_split_points(h uintptr, b *byte, bn int32, e *byte, en int32, chunk int64) uintptr {
 	if bn < 0 || en < 0 || chunk <= 0 {
 		return failed(kindKeys, errClientInvalidOp)
 	}
@@ -293,7 +293,7 @@ func scan(rd kv.ReadTransaction, r kv.Range, fn func(kv.KeyValue)) error {
 const storageAddress = "127.0.0.1:4500"
 
 //export fdb_transaction_get_addresses_for_key
-func fdb_transaction_get_addresses_for_key(h uintptr, key *byte, n C.int) uintptr {
+func fdb_transaction_get_addresses_for_key(h uintptr, key *byte, n int32) uintptr {
 	if n < 0 {
 		return failed(kindStrings, errClientInvalidOp)
 	}

@@ -130,7 +130,7 @@ func read(h uintptr, k kind, fn func(t *transaction) (int, *result)) uintptr {
 // write runs a write, which reports nothing: a negative length becomes the
 // transaction's deferred error, and writes after Commit are dropped (their
 // transaction is already on its way, as in FoundationDB).
-func write(h uintptr, lengths []C.int, fn func(t *transaction)) {
+func write(h uintptr, lengths []int32, fn func(t *transaction)) {
 	t := lookup[transaction](h)
 	if t == nil {
 		return
@@ -148,7 +148,7 @@ func write(h uintptr, lengths []C.int, fn func(t *transaction)) {
 }
 
 // reader is the transaction's read view, with or without conflicts.
-func (t *transaction) reader(snapshot C.int) kv.ReadTransaction {
+func (t *transaction) reader(snapshot int32) kv.ReadTransaction {
 	if snapshot != 0 {
 		return t.tr.Snapshot()
 	}
@@ -211,13 +211,13 @@ func fdb_transaction_reset(h uintptr) {
 }
 
 //export fdb_transaction_set_option
-func fdb_transaction_set_option(h uintptr, code C.int, value *byte, n C.int) C.int {
+func fdb_transaction_set_option(h uintptr, code int32, value *byte, n int32) int32 {
 	t := lookup[transaction](h)
 	if t == nil {
 		return errClientInvalidOp
 	}
 	if c := checkOption(transactionOptions, int(code), value, n); c != 0 {
-		return C.int(c)
+		return int32(c)
 	}
 	if transactionOptions[int(code)].effect != takesEffect {
 		return errSuccess
@@ -246,7 +246,7 @@ func fdb_transaction_set_option(h uintptr, code C.int, value *byte, n C.int) C.i
 	case optSizeLimit:
 		err = o.SetSizeLimit(int(v))
 	}
-	return C.int(codeOf(err))
+	return int32(codeOf(err))
 }
 
 //export fdb_transaction_set_read_version
@@ -263,7 +263,7 @@ func fdb_transaction_get_read_version(h uintptr) uintptr {
 }
 
 //export fdb_transaction_get
-func fdb_transaction_get(h uintptr, key *byte, n C.int, snapshot C.int) uintptr {
+func fdb_transaction_get(h uintptr, key *byte, n int32, snapshot int32) uintptr {
 	if n < 0 {
 		return failed(kindValue, errClientInvalidOp)
 	}
@@ -281,25 +281,25 @@ func fdb_transaction_get(h uintptr, key *byte, n C.int, snapshot C.int) uintptr 
 }
 
 //export fdb_transaction_set
-func fdb_transaction_set(h uintptr, key *byte, kn C.int, value *byte, vn C.int) {
-	write(h, []C.int{kn, vn}, func(t *transaction) { t.tr.Set(goBytes(key, kn), goBytes(value, vn)) })
+func fdb_transaction_set(h uintptr, key *byte, kn int32, value *byte, vn int32) {
+	write(h, []int32{kn, vn}, func(t *transaction) { t.tr.Set(goBytes(key, kn), goBytes(value, vn)) })
 }
 
 //export fdb_transaction_clear
-func fdb_transaction_clear(h uintptr, key *byte, n C.int) {
-	write(h, []C.int{n}, func(t *transaction) { t.tr.Clear(goBytes(key, n)) })
+func fdb_transaction_clear(h uintptr, key *byte, n int32) {
+	write(h, []int32{n}, func(t *transaction) { t.tr.Clear(goBytes(key, n)) })
 }
 
 //export fdb_transaction_clear_range
-func fdb_transaction_clear_range(h uintptr, b *byte, bn C.int, e *byte, en C.int) {
-	write(h, []C.int{bn, en}, func(t *transaction) {
+func fdb_transaction_clear_range(h uintptr, b *byte, bn int32, e *byte, en int32) {
+	write(h, []int32{bn, en}, func(t *transaction) {
 		t.tr.ClearRange(kv.Range{Begin: goBytes(b, bn), End: goBytes(e, en)})
 	})
 }
 
 //export fdb_transaction_atomic_op
-func fdb_transaction_atomic_op(h uintptr, key *byte, kn C.int, param *byte, pn C.int, op C.int) {
-	write(h, []C.int{kn, pn}, func(t *transaction) {
+func fdb_transaction_atomic_op(h uintptr, key *byte, kn int32, param *byte, pn int32, op int32) {
+	write(h, []int32{kn, pn}, func(t *transaction) {
 		t.tr.Atomic(kv.MutationType(op), goBytes(key, kn), goBytes(param, pn))
 	})
 }
@@ -311,13 +311,13 @@ const (
 )
 
 //export fdb_transaction_add_conflict_range
-func fdb_transaction_add_conflict_range(h uintptr, b *byte, bn C.int, e *byte, en C.int, typ C.int) C.int {
+func fdb_transaction_add_conflict_range(h uintptr, b *byte, bn int32, e *byte, en int32, typ int32) int32 {
 	t := lookup[transaction](h)
 	if t == nil || bn < 0 || en < 0 || (typ != conflictRead && typ != conflictWrite) {
 		return errClientInvalidOp
 	}
 	r := kv.Range{Begin: goBytes(b, bn), End: goBytes(e, en)}
-	return C.int(t.do(func() int {
+	return int32(t.do(func() int {
 		if typ == conflictRead {
 			return codeOf(t.tr.AddReadConflictRange(r))
 		}
@@ -376,7 +376,7 @@ func fdb_transaction_commit(h uintptr) uintptr {
 // for a committed read-only transaction), as FoundationDB's.
 //
 //export fdb_transaction_get_committed_version
-func fdb_transaction_get_committed_version(h uintptr, out *int64) C.int {
+func fdb_transaction_get_committed_version(h uintptr, out *int64) int32 {
 	t := lookup[transaction](h)
 	if t == nil || out == nil {
 		return errClientInvalidOp
@@ -430,7 +430,7 @@ func fdb_transaction_get_versionstamp(h uintptr) uintptr {
 // limit) and succeeds; otherwise the future fails with the code.
 //
 //export fdb_transaction_on_error
-func fdb_transaction_on_error(h uintptr, code C.int) uintptr {
+func fdb_transaction_on_error(h uintptr, code int32) uintptr {
 	t := lookup[transaction](h)
 	if t == nil {
 		return failed(kindNil, errClientInvalidOp)

@@ -25,7 +25,7 @@ type pendingWatch struct {
 }
 
 //export fdb_transaction_watch
-func fdb_transaction_watch(h uintptr, key *byte, n C.int) uintptr {
+func fdb_transaction_watch(h uintptr, key *byte, n int32) uintptr {
 	t := lookup[transaction](h)
 	if t == nil || n < 0 {
 		return failed(kindNil, errClientInvalidOp)
