@@ -37,26 +37,55 @@
 //
 // # Keyed requests
 //
-// Do gives a caller-chosen key (an HTTP Idempotency-Key, a message ID, a
-// file name) the AWS Powertools idempotency semantics: the first call
-// runs fn and stores its encoded result (Options.Codec, JSON by default)
-// with a SHA-256 fingerprint of the payload; repeats, from any process and
-// after restarts, get the stored result without running fn; the same key
-// with another payload is ErrPayloadMismatch. fn runs outside any
-// transaction, so it may call other services, upload files, send mail.
+// A keyed request is a caller-chosen key (an HTTP Idempotency-Key, a
+// message ID, a file name) whose first call runs and whose repeats — from
+// any process, after restarts — get the first call's stored result
+// (Options.Codec, JSON by default) without running again. The record holds
+// a SHA-256 fingerprint of the payload: the same key with another payload
+// is ErrPayloadMismatch, never a silent replay. A scope (KeyOptions.Scope,
+// DoOptions.Scope: an endpoint, a tenant) namespaces keys without eating
+// into MaxKeyLen. KeyInfo.Replayed tells a replay from a first run.
 //
-// # Leases and fencing
+// TransactKey is for requests whose effect is in the store (most are): fn
+// runs in a transaction under txn's exactly-once protocol, and the
+// attempt that commits writes fn's writes and the key's record together.
+// Nothing can separate them: there is no lease, no in-progress state, and
+// a crash at any moment leaves either both or neither. A first call costs
+// one commit; a repeat one point read and no write. Concurrent duplicates
+// conflict on the record's key; one commits and the others replay it.
+//
+// Do is for requests whose effect is outside the store (another service,
+// an upload, a mail): fn runs outside any transaction, between a claim
+// and a completion that are each exactly-once transactions.
+//
+// # Leases, fencing and unknown outcomes (Do)
 //
 // While fn runs, the key is in progress under a lease (Options.Lease,
-// default 30 s, in database versions so that no client clock matters). A
-// concurrent duplicate gets ErrInProgress, or waits with DoOptions.Wait.
-// Once the lease expires, the next caller takes the key over with a new,
-// larger fencing token (LeaseToken); the displaced caller's result is
-// refused with ErrLeaseLost, so a late original can never overwrite the
-// newcomer's. Hand LeaseToken to downstream systems that can reject
-// smaller tokens to fence the outside effects too. fn's error releases the
-// key for a retry, unless wrapped with Final: then it is stored and
-// replayed as a *StoredError.
+// default 30 s, in database versions so that no client clock matters); a
+// long fn renews it (RenewLease, or DoOptions.Heartbeat). A concurrent
+// duplicate gets *InProgressError with the lease left (for Retry-After),
+// or waits with DoOptions.Wait. Once the lease expires, the next caller
+// takes the key over with a new, larger fencing token (LeaseToken); the
+// displaced caller's result is refused with ErrLeaseLost. Hand LeaseToken
+// to downstream systems that can reject smaller tokens to fence the
+// outside effects too.
+//
+// fn's plain error releases the key for a retry; an error wrapped with
+// Final is stored and replayed as a *StoredError, which keeps its status,
+// code and the caller's own error type (errors.As decodes it). An error
+// that may mean fn's effect happened — txn.ErrUnknownResult,
+// txn.ErrOutcomeLost, a raw commit_unknown_result, a nested
+// ErrOutcomeUnknown — never frees the key: it is kept as "outcome
+// unknown", and every later call gets *OutcomeUnknownError until someone
+// who knows calls Store.ForgetKey. A completion whose own commit outcome
+// is unknown is settled by Do itself: it resolves (fences) the
+// completion's transaction and retries it under the same token.
+//
+// What each reader can conclude: a record in progress means a holder may
+// be running fn; completed means fn's outcome is stored and fn will not
+// run again under this record; outcome unknown means fn ran and its effect
+// is in doubt; no record means no call with the key has committed a claim
+// or a result since the last retention sweep (or ForgetKey).
 //
 // # Retention and the janitor
 //
@@ -94,8 +123,9 @@
 // # Errors
 //
 // Errors are classified with errors.Is and errors.As, never by string:
-// idemkv's sentinels (ErrInProgress, ErrPayloadMismatch, ErrLeaseLost,
-// ErrClosed, ...), txn's exactly-once outcomes (txn.ErrUnknownResult,
+// idemkv's sentinels and types (ErrInProgress and *InProgressError,
+// ErrOutcomeUnknown and *OutcomeUnknownError, ErrPayloadMismatch,
+// ErrLeaseLost, ErrClosed, ...), txn's exactly-once outcomes (txn.ErrUnknownResult,
 // txn.ErrOutcomeLost) and FoundationDB's own failures as *kv.Error with
 // their real codes (kv.ErrTransactionTimedOut, ...). Bad input — an empty
 // or over-long key, a result over MaxResultSize, a nil function, a closed

@@ -12,9 +12,18 @@ import (
 // their real code, and exactly-once outcomes as txn's errors
 // (txn.ErrUnknownResult, txn.ErrOutcomeLost); these are idemkv's own.
 var (
-	// ErrInProgress is returned by Do when another caller holds the key's
-	// lease and DoOptions.Wait is false. Retry later, or set Wait.
+	// ErrInProgress is matched by *InProgressError: another caller holds
+	// the key's lease (Do without DoOptions.Wait, or TransactKey meeting a
+	// Do's key). The error carries the time left, for Retry-After.
 	ErrInProgress = errors.New("idemkv: request with this key is in progress")
+	// ErrOutcomeUnknown is matched by *OutcomeUnknownError: a keyed call
+	// whose effect may or may not have happened. Its message says what
+	// settles it.
+	ErrOutcomeUnknown = errors.New("idemkv: outcome of the keyed request is unknown")
+	// ErrScopeTooLong is returned for a scope over MaxScopeLen bytes.
+	ErrScopeTooLong = fmt.Errorf("idemkv: scope is longer than %d bytes", MaxScopeLen)
+	// ErrNoLease is returned by RenewLease outside a Do function.
+	ErrNoLease = errors.New("idemkv: no lease: RenewLease is for the context Do gives its function")
 	// ErrPayloadMismatch is returned by Do when the key was first used with
 	// a different payload: a reused key is an error, never a silent replay.
 	ErrPayloadMismatch = errors.New("idemkv: key was used with a different payload")
@@ -60,87 +69,6 @@ func (errClosed) Error() string { return "idemkv: store is closed" }
 
 // Is matches kv.ErrClosed.
 func (errClosed) Is(target error) bool { return target == kv.ErrClosed }
-
-// StoredError is a failure that fn marked Final, as replayed to the
-// callers after the first: the stored messages of the error's chain, from
-// the outermost. errors.Is(e, target) holds when target's message equals
-// one of them, so sentinel errors (and kv.Error codes, by message) survive
-// the round trip through the database, in any process.
-type StoredError struct {
-	// Messages are the Error() strings of the original error and of each
-	// error it wrapped, outermost first.
-	Messages []string `json:"messages"`
-}
-
-func (e *StoredError) Error() string {
-	if len(e.Messages) == 0 {
-		return "idemkv: stored error"
-	}
-	return e.Messages[0]
-}
-
-// Is reports whether target's message is one of the stored chain's.
-func (e *StoredError) Is(target error) bool {
-	if target == nil {
-		return false
-	}
-	msg := target.Error()
-	for _, m := range e.Messages {
-		if m == msg {
-			return true
-		}
-	}
-	return false
-}
-
-// storedError records err's chain (following Unwrap() error and
-// Unwrap() []error depth first).
-func storedError(err error) *StoredError {
-	var msgs []string
-	seen := map[string]bool{}
-	var walk func(error)
-	walk = func(e error) {
-		if e == nil || len(msgs) >= 32 {
-			return
-		}
-		if m := e.Error(); !seen[m] {
-			seen[m] = true
-			msgs = append(msgs, m)
-		}
-		switch u := e.(type) {
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
-		case interface{ Unwrap() []error }:
-			for _, x := range u.Unwrap() {
-				walk(x)
-			}
-		}
-	}
-	walk(err)
-	return &StoredError{Messages: msgs}
-}
-
-// finalError marks fn's failure as a result to store and replay.
-type finalError struct{ err error }
-
-func (f *finalError) Error() string { return f.err.Error() }
-func (f *finalError) Unwrap() error { return f.err }
-
-// Final marks fn's failure as its final result: Do stores it and replays
-// it to every later caller with the same key instead of releasing the key
-// for a retry. Use it for failures that retrying cannot fix (a declined
-// card, a validation error). The first caller gets err itself; later ones a
-// *StoredError that errors.Is err's chain by message. Final(nil) is nil.
-func Final(err error) error {
-	if err == nil {
-		return nil
-	}
-	var f *finalError
-	if errors.As(err, &f) {
-		return err
-	}
-	return &finalError{err: err}
-}
 
 func keyError(what string, key string) error {
 	switch {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/idemkv/idemkv/idemkv"
 	"github.com/idemkv/idemkv/kv"
+	"github.com/idemkv/idemkv/txn"
 )
 
 func ExampleOpen() {
@@ -125,4 +126,67 @@ func ExampleFinal() {
 	// Output:
 	// card declined true
 	// card declined true
+}
+
+func ExampleTransactKey() {
+	ctx := context.Background()
+	s, err := idemkv.Open(ctx, "mem:", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	// A message consumer that sees each message several times: the message
+	// ID is the key, and the count and the record of the message commit in
+	// one transaction.
+	seen := s.Counter("orders")
+	count := func(tr kv.Transaction) (string, error) {
+		seen.AddTx(tr, 1)
+		return "counted", nil
+	}
+	for _, id := range []string{"msg-1", "msg-2", "msg-1", "msg-1", "msg-2"} {
+		var info idemkv.KeyInfo
+		r, err := idemkv.TransactKey(ctx, s, id, nil, count, &idemkv.KeyOptions{Scope: "orders-consumer", Info: &info})
+		fmt.Println(id, r, info.Replayed, err)
+	}
+	n, _ := seen.Get(ctx)
+	fmt.Println("orders:", n)
+	// Output:
+	// msg-1 counted false <nil>
+	// msg-2 counted false <nil>
+	// msg-1 counted true <nil>
+	// msg-1 counted true <nil>
+	// msg-2 counted true <nil>
+	// orders: 2
+}
+
+func ExampleOutcomeUnknownError() {
+	ctx := context.Background()
+	s, err := idemkv.Open(ctx, "mem:", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	// fn's effect may have happened (here: it says so). The key is not
+	// freed: every later call reports the unknown outcome, and fn does not
+	// run again until someone who knows forgets the key.
+	fn := func(context.Context) (int, error) {
+		return 0, fmt.Errorf("transfer: %w", txn.ErrUnknownResult)
+	}
+	for range 2 {
+		_, err := idemkv.Do(ctx, s, "transfer-9", nil, fn, nil)
+		var ou *idemkv.OutcomeUnknownError
+		fmt.Println(errors.As(err, &ou), ou.Kept)
+	}
+	// Checked with the bank: the transfer did not happen.
+	if err := s.ForgetKey(ctx, "", "transfer-9"); err != nil {
+		log.Fatal(err)
+	}
+	v, err := idemkv.Do(ctx, s, "transfer-9", nil, func(context.Context) (int, error) { return 42, nil }, nil)
+	fmt.Println(v, err)
+	// Output:
+	// true true
+	// true true
+	// 42 <nil>
 }

@@ -4,195 +4,40 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/idemkv/idemkv/kv"
 )
 
-// DoOptions adjusts one Do call. A nil *DoOptions means the store's
-// defaults.
-type DoOptions struct {
-	// Wait makes a call that finds the key in progress poll (with
-	// FoundationDB's backoff, capped by Options.MaxRetryDelay) until the
-	// holder completes, releases or loses the key, or ctx ends, instead of
-	// failing with ErrInProgress.
-	Wait bool
-	// Lease overrides Options.Lease for this call's claim. fn should finish
-	// well within it: once it expires, another caller may take the key
-	// over and this call's result is refused with ErrLeaseLost.
-	Lease time.Duration
-	// Retention overrides Options.Retention for this call's record.
-	Retention time.Duration
+// KeyInfo reports how a keyed call (Do, TransactKey) was served. Give a
+// pointer in the options; the call fills it in before it returns.
+type KeyInfo struct {
+	// Replayed reports that the call returned the key's stored result (or
+	// stored error) and did not run fn.
+	Replayed bool
 }
 
-type leaseKey struct{}
-
-// LeaseToken returns, inside a Do function, the fencing token of the
-// caller's claim on the key. Tokens of one key only grow: a caller that
-// took over an expired lease has a larger token than the one it displaced.
-// Pass it to downstream systems that can reject writes with a smaller
-// token than one they have seen (the fencing-token pattern), so that a
-// late original cannot overwrite the newcomer's work there either.
-func LeaseToken(ctx context.Context) (uint64, bool) {
-	t, ok := ctx.Value(leaseKey{}).(uint64)
-	return t, ok
-}
-
-// Do runs fn once per key: the HTTP Idempotency-Key model on a
-// transactional store.
-//
-// The first call claims the key (an in-progress record with a lease, a
-// fencing token and the payload's SHA-256), runs fn outside any
-// transaction, then stores fn's encoded result — only if it still holds
-// the lease's token. Later calls with the same key, from any process and
-// after restarts, return the stored result without running fn, until the
-// record's retention passes and the janitor removes it. Every claim,
-// completion and release is itself a txn.Transact call, so none is applied
-// twice.
-//
-// Errors:
-//   - the key used with another payload: ErrPayloadMismatch;
-//   - another caller holds the key: ErrInProgress, or with opts.Wait, a
-//     wait for its outcome (bounded by ctx);
-//   - the holder's lease expired: this call takes over with a new token;
-//   - fn's error releases the key (nothing stored) and is returned, unless
-//     marked with Final: then it is stored and replayed (see Final);
-//   - fn finished after another caller took over: ErrLeaseLost, and
-//     nothing is stored;
-//   - an encoded result over MaxResultSize: ErrResultTooLarge, the key is
-//     released.
-//
-// Once fn returns, its outcome is recorded on a context detached from ctx
-// (bounded by settleTimeout, 10 s), so a caller that gives up then does
-// not lose work already done. The first caller gets the value fn returned; repeats get it decoded from
-// its stored encoding (with JSON, unexported fields are lost). If fn
-// panics, the key is released and the panic continues. If a claim's own
-// commit times out (*txn.UnknownResultError), Do returns that error
-// without running fn; the key may then stay in progress, with no holder,
-// until its lease expires and a later call takes it over.
-func Do[T any](ctx context.Context, s *Store, key string, payload []byte, fn func(ctx context.Context) (T, error), opts *DoOptions) (_ T, err error) {
-	var zero T
-	d, err := s.newDo(key, payload, fn == nil, opts)
-	if err != nil {
-		return zero, err
-	}
-	var ran, replayed bool // for the store's logs and metrics
-	defer func() { s.cfg.obs.keyed(key, ran, replayed, err) }()
-	var bo kv.Backoff
-	for {
-		c, err := d.claim(ctx)
-		if err != nil {
-			return zero, err
-		}
-		if c.previous != 0 {
-			s.cfg.obs.takeover(key, c.previous, c.token)
-		}
-		switch c.state {
-		case claimCompleted:
-			replayed = true
-			return replay[T](d, c.rec)
-		case claimInProgress:
-			if !d.wait {
-				return zero, fmt.Errorf("%w: key %q is held for about %v more", ErrInProgress, key, c.remaining.Round(time.Millisecond))
-			}
-			if err := d.sleep(ctx, &bo, c.remaining); err != nil {
-				return zero, err
-			}
-			continue
-		}
-		ran = true
-		return run(ctx, d, c.token, fn)
-	}
-}
-
-// settleTimeout bounds the completion or release that follows fn, which
-// runs on a context detached from the caller's: once fn's work is done,
-// recording it is what keeps it from being done again, so a caller that
-// gives up at that moment must not stop it.
-const settleTimeout = 10 * time.Second
-
-// run runs fn under the claim with token and completes or releases it.
-func run[T any](ctx context.Context, d *doCall, token uint64, fn func(ctx context.Context) (T, error)) (v T, err error) {
-	var zero T
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
-	defer cancel()
-	finished := false
-	defer func() {
-		if !finished {
-			// fn panicked: release the key for a retry, then let the panic
-			// continue; it is fn's, not ours.
-			d.release(sctx, token)
-		}
-	}()
-	v, fnErr := fn(context.WithValue(ctx, leaseKey{}, token))
-	finished = true
-	if fnErr != nil {
-		var f *finalError
-		if !errors.As(fnErr, &f) {
-			if rerr := d.release(sctx, token); rerr != nil {
-				return zero, fmt.Errorf("%w (and releasing key %q failed: %v; it frees when its lease expires)", fnErr, d.key, rerr)
-			}
-			return zero, fnErr
-		}
-		b, err := json.Marshal(storedError(f.err))
-		if err != nil {
-			return zero, errors.Join(fnErr, d.release(sctx, token))
-		}
-		if err := d.complete(sctx, token, resultError, b); err != nil {
-			return zero, err
-		}
-		return zero, f.err
-	}
-	b, err := d.s.cfg.codec.Marshal(v)
-	if err != nil {
-		return zero, errors.Join(fmt.Errorf("idemkv: encoding the result of key %q: %w", d.key, err), d.release(sctx, token))
-	}
-	if err := d.complete(sctx, token, resultValue, b); err != nil {
-		return zero, err
-	}
-	return v, nil
-}
-
-// replay returns a completed record's stored result.
-func replay[T any](d *doCall, rec record) (T, error) {
-	var v T
-	switch rec.kind {
-	case resultError:
-		se := &StoredError{}
-		if err := json.Unmarshal(rec.result, se); err != nil {
-			return v, fmt.Errorf("idemkv: decoding the stored error of key %q: %w", d.key, err)
-		}
-		return v, se
-	case resultValue:
-		if err := d.s.cfg.codec.Unmarshal(rec.result, &v); err != nil {
-			return v, fmt.Errorf("idemkv: decoding the stored result of key %q (was the result type or Codec changed?): %w", d.key, err)
-		}
-		return v, nil
-	}
-	return v, fmt.Errorf("idemkv: corrupt keyed record for key %q (result kind %d)", d.key, rec.kind)
-}
-
-// doCall is one Do call's fixed inputs.
-type doCall struct {
+// keyCall is the fixed inputs of one keyed call, Do's or TransactKey's.
+type keyCall struct {
 	s           *Store
-	key         string
+	scope, key  string
+	ref         []byte // keyRef(scope, key)
 	recordKey   []byte
 	fingerprint [sha256.Size]byte
-	lease       int64 // versions
 	retention   int64 // versions
-	wait        bool
+	info        *KeyInfo
 }
 
-func (s *Store) newDo(key string, payload []byte, nilFn bool, opts *DoOptions) (*doCall, error) {
+func (s *Store) newKeyCall(scope, key string, payload []byte, nilFn bool, retention time.Duration, info *KeyInfo) (*keyCall, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
 	if err := keyError("key", key); err != nil {
 		return nil, err
+	}
+	if len(scope) > MaxScopeLen {
+		return nil, fmt.Errorf("%w: scope %q… is %d bytes", ErrScopeTooLong, scope[:32], len(scope))
 	}
 	if nilFn {
 		return nil, ErrNilFunc
@@ -200,177 +45,127 @@ func (s *Store) newDo(key string, payload []byte, nilFn bool, opts *DoOptions) (
 	if len(payload) > MaxPayloadSize {
 		return nil, fmt.Errorf("%w: it is %d bytes", ErrPayloadTooLarge, len(payload))
 	}
-	var o DoOptions
-	if opts != nil {
-		o = *opts
+	if retention < 0 {
+		return nil, fmt.Errorf("%w: Retention is %v; it must be positive (0 means the store's %v)", ErrInvalidOptions, retention, s.cfg.retention)
 	}
-	switch {
-	case o.Lease < 0:
-		return nil, fmt.Errorf("%w: DoOptions.Lease is %v; it must be positive (0 means the store's %v)", ErrInvalidOptions, o.Lease, s.cfg.lease)
-	case o.Retention < 0:
-		return nil, fmt.Errorf("%w: DoOptions.Retention is %v; it must be positive (0 means the store's %v)", ErrInvalidOptions, o.Retention, s.cfg.retention)
+	if retention == 0 {
+		retention = s.cfg.retention
 	}
-	if o.Lease == 0 {
-		o.Lease = s.cfg.lease
+	if info == nil {
+		info = new(KeyInfo)
 	}
-	if o.Retention == 0 {
-		o.Retention = s.cfg.retention
-	}
-	return &doCall{
+	*info = KeyInfo{}
+	ref := keyRef(scope, key)
+	return &keyCall{
 		s:           s,
+		scope:       scope,
 		key:         key,
-		recordKey:   s.keyed.recordKey(key),
+		ref:         ref,
+		recordKey:   s.keyed.recordKey(ref),
 		fingerprint: sha256.Sum256(payload),
-		lease:       versions(o.Lease),
-		retention:   versions(o.Retention),
-		wait:        o.Wait,
+		retention:   versions(retention),
+		info:        info,
 	}, nil
 }
 
-type claimState int
-
-const (
-	claimed claimState = iota + 1
-	claimCompleted
-	claimInProgress
-)
-
-type claimResult struct {
-	state     claimState
-	token     uint64        // claimed
-	rec       record        // completed
-	remaining time.Duration // in progress: the holder's lease left
-	previous  uint64        // claimed by taking over: the expired holder's token
-}
-
-// claim reads the key's record and, if it is absent or its lease expired,
-// writes an in-progress record for this call.
-func (d *doCall) claim(ctx context.Context) (claimResult, error) {
-	return Transact(ctx, d.s, func(tr kv.Transaction) (claimResult, error) {
-		rv, err := tr.GetReadVersion().Get()
-		if err != nil {
-			return claimResult{}, err
-		}
-		val, err := tr.Get(d.recordKey).Get()
-		if err != nil {
-			return claimResult{}, err
-		}
-		var previous uint64
-		if val != nil {
-			rec, err := decodeRecord(val)
-			if err != nil {
-				return claimResult{}, err
-			}
-			if rec.fingerprint != d.fingerprint {
-				return claimResult{}, fmt.Errorf("%w: key %q", ErrPayloadMismatch, d.key)
-			}
-			if rec.status == statusCompleted {
-				return claimResult{state: claimCompleted, rec: rec}, nil
-			}
-			if rv < rec.leaseUntil {
-				left := time.Duration(rec.leaseUntil-rv) * time.Second / kv.VersionsPerSecond
-				return claimResult{state: claimInProgress, remaining: left}, nil
-			}
-			// The holder's lease expired: take over. Its index entry goes;
-			// this claim writes its own.
-			tr.Clear(d.s.keyed.indexKey(rec.due, d.key))
-			previous = rec.token
-		}
-		rec := record{
-			status:      statusInProgress,
-			token:       uint64(rv),
-			leaseUntil:  rv + d.lease,
-			due:         rv + max(d.retention, d.lease),
-			fingerprint: d.fingerprint,
-		}
-		d.put(tr, &rec)
-		return claimResult{state: claimed, token: rec.token, previous: previous}, nil
-	})
-}
-
-// complete stores fn's outcome if the claim with token still holds the key.
-func (d *doCall) complete(ctx context.Context, token uint64, kind byte, result []byte) error {
-	if len(result) > MaxResultSize {
-		err := fmt.Errorf("%w: key %q's is %d bytes", ErrResultTooLarge, d.key, len(result))
-		return errors.Join(err, d.release(ctx, token))
+// read reads the key's record: ok is false when there is none. A record
+// with another fingerprint is ErrPayloadMismatch.
+func (k *keyCall) read(tr kv.Transaction) (rec record, ok bool, err error) {
+	val, err := tr.Get(k.recordKey).Get()
+	if err != nil || val == nil {
+		return record{}, false, err
 	}
-	_, err := Transact(ctx, d.s, func(tr kv.Transaction) (struct{}, error) {
-		rv, err := tr.GetReadVersion().Get()
-		if err != nil {
-			return struct{}{}, err
-		}
-		rec, err := d.held(tr, token)
-		if err != nil {
-			return struct{}{}, err
-		}
-		tr.Clear(d.s.keyed.indexKey(rec.due, d.key))
-		rec.status, rec.leaseUntil, rec.due = statusCompleted, 0, rv+d.retention
-		rec.kind, rec.result = kind, result
-		d.put(tr, &rec)
-		return struct{}{}, nil
-	})
-	return err
-}
-
-// release clears the record if the claim with token still holds the key.
-// Losing it meanwhile is not an error: there is nothing to release.
-func (d *doCall) release(ctx context.Context, token uint64) error {
-	_, err := Transact(ctx, d.s, func(tr kv.Transaction) (struct{}, error) {
-		rec, err := d.held(tr, token)
-		if errors.Is(err, ErrLeaseLost) {
-			return struct{}{}, nil
-		}
-		if err != nil {
-			return struct{}{}, err
-		}
-		tr.Clear(d.s.keyed.indexKey(rec.due, d.key))
-		tr.Clear(d.recordKey)
-		return struct{}{}, nil
-	})
-	return err
-}
-
-// held reads the record and checks that the claim with token still holds
-// it: in progress with that token. An expired lease not yet taken over
-// still holds.
-func (d *doCall) held(tr kv.Transaction, token uint64) (record, error) {
-	val, err := tr.Get(d.recordKey).Get()
-	if err != nil {
-		return record{}, err
+	if rec, err = decodeRecord(val); err != nil {
+		return record{}, false, fmt.Errorf("%w (key %s)", err, scoped(k.scope, k.key))
 	}
-	if val == nil {
-		return record{}, fmt.Errorf("%w: key %q's record is gone (its retention passed)", ErrLeaseLost, d.key)
+	if rec.fingerprint != k.fingerprint {
+		return record{}, false, fmt.Errorf("%w: key %s; use a fresh key for a new request", ErrPayloadMismatch, scoped(k.scope, k.key))
 	}
-	rec, err := decodeRecord(val)
-	if err != nil {
-		return record{}, err
-	}
-	if rec.token != token || rec.status != statusInProgress {
-		return record{}, fmt.Errorf("%w: key %q is now held by token %d (this call's was %d)", ErrLeaseLost, d.key, rec.token, token)
-	}
-	return rec, nil
+	return rec, true, nil
 }
 
 // put writes rec and its age-index entry.
-func (d *doCall) put(tr kv.Transaction, rec *record) {
-	tr.Set(d.recordKey, rec.encode())
-	tr.Set(d.s.keyed.indexKey(rec.due, d.key), binary.BigEndian.AppendUint64(nil, rec.token))
+func (k *keyCall) put(tr kv.Transaction, rec *record) {
+	tr.Set(k.recordKey, rec.encode())
+	tr.Set(k.s.keyed.indexKey(rec.due, k.ref), binary.BigEndian.AppendUint64(nil, rec.token))
 }
 
-// sleep waits before polling an in-progress key again: FoundationDB's
-// backoff, capped by the store's MaxRetryDelay and by the holder's lease.
-func (d *doCall) sleep(ctx context.Context, bo *kv.Backoff, remaining time.Duration) error {
-	maxDelay := d.s.cfg.txnOpts.MaxRetryDelay
-	if maxDelay == 0 {
-		maxDelay = kv.DefaultMaxRetryDelay
+// drop clears rec and its age-index entry.
+func (k *keyCall) drop(tr kv.Transaction, rec *record) {
+	tr.Clear(k.s.keyed.indexKey(rec.due, k.ref))
+	tr.Clear(k.recordKey)
+}
+
+// stored is what a record found by a call that does not run fn means for
+// that call: the stored result to replay, or the error a key in progress
+// or of unknown outcome is reported with.
+func stored[T any](k *keyCall, rec record, rv int64) (T, error) {
+	var v T
+	switch rec.status {
+	case statusInProgress:
+		left := time.Duration(rec.leaseUntil-rv) * time.Second / kv.VersionsPerSecond
+		return v, &InProgressError{Scope: k.scope, Key: k.key, RetryAfter: max(left, 0)}
+	case statusUnknown:
+		se, err := decodeStoredError(rec.result, k.s.cfg.codec)
+		if err != nil {
+			return v, fmt.Errorf("idemkv: decoding the stored cause of key %s's unknown outcome: %w", scoped(k.scope, k.key), err)
+		}
+		return v, &OutcomeUnknownError{Scope: k.scope, Key: k.key, Kept: true, Err: se}
 	}
-	delay := max(bo.Next(min(maxDelay, max(remaining, time.Millisecond)), rand.Float64()), time.Millisecond)
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("%w: gave up waiting for key %q: %w", ErrInProgress, d.key, ctx.Err())
-	case <-t.C:
-		return nil
+	k.info.Replayed = true
+	switch rec.kind {
+	case resultError:
+		se, err := decodeStoredError(rec.result, k.s.cfg.codec)
+		if err != nil {
+			return v, fmt.Errorf("idemkv: decoding the stored error of key %s: %w", scoped(k.scope, k.key), err)
+		}
+		return v, se
+	case resultValue:
+		if err := k.s.cfg.codec.Unmarshal(rec.result, &v); err != nil {
+			return v, fmt.Errorf("idemkv: decoding the stored result of key %s (was the result type or Codec changed?): %w", scoped(k.scope, k.key), err)
+		}
+		return v, nil
 	}
+	return v, fmt.Errorf("idemkv: corrupt keyed record for key %s (result kind %d)", scoped(k.scope, k.key), rec.kind)
+}
+
+// found carries a record out of a transaction function that must not
+// commit: a replay, a key in progress. It is not a *kv.Error, so txn ends
+// the call without committing (after settling an earlier ambiguous
+// attempt, whose own result it then returns instead).
+type found struct {
+	rec record
+	rv  int64
+}
+
+func (*found) Error() string { return "idemkv: internal: record found" }
+
+// ForgetKey removes the record of key in scope, whatever its state, so
+// that the next Do or TransactKey with it runs fn again. It is the way out
+// of an unknown outcome (*OutcomeUnknownError with Kept): once you know
+// the first call's effect did not happen, forget the key and retry; if it
+// did happen, do not. Forgetting a key in progress lets a duplicate run
+// while the holder still works, and its completion then fails with
+// ErrLeaseLost. Forgetting a key that has no record is not an error.
+func (s *Store) ForgetKey(ctx context.Context, scope, key string) error {
+	k, err := s.newKeyCall(scope, key, nil, false, 0, nil)
+	if err != nil {
+		return err
+	}
+	_, err = Transact(ctx, s, func(tr kv.Transaction) (struct{}, error) {
+		val, err := tr.Get(k.recordKey).Get()
+		if err != nil || val == nil {
+			return struct{}{}, err
+		}
+		rec, err := decodeRecord(val)
+		if err != nil {
+			// A corrupt record goes too; its index entry, if any, finds
+			// nothing to remove.
+			tr.Clear(k.recordKey)
+			return struct{}{}, nil
+		}
+		k.drop(tr, &rec)
+		return struct{}{}, nil
+	})
+	return err
 }

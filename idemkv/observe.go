@@ -100,7 +100,7 @@ func keyedResult(ran, replayed bool, err error) KeyedResult {
 		return KeyedMismatch
 	case errors.Is(err, ErrInProgress):
 		return KeyedInProgress
-	case errors.Is(err, txn.ErrUnknownResult), errors.Is(err, txn.ErrOutcomeLost):
+	case errors.Is(err, txn.ErrUnknownResult), errors.Is(err, txn.ErrOutcomeLost), errors.Is(err, ErrOutcomeUnknown):
 		return KeyedUnknown
 	}
 	return KeyedError

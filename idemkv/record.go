@@ -15,6 +15,10 @@ import (
 const (
 	// MaxKeyLen is the longest key (and counter name), in bytes.
 	MaxKeyLen = 255
+	// MaxScopeLen is the longest scope of a keyed request (an endpoint, a
+	// tenant), in bytes. The scope is stored beside the key, not in it:
+	// a key may be MaxKeyLen bytes whatever its scope.
+	MaxScopeLen = 255
 	// MaxResultSize is the largest encoded result (or Final error) Do
 	// stores: with the record's header it stays under FoundationDB's
 	// 100,000-byte value limit.
@@ -30,8 +34,12 @@ const (
 //	P "tx/" ...                 txn markers and watermark (txn, cleanup)
 //	P "c/" name                 plain counter
 //	P "s/" len(name) name shard sharded counter shard (len is one byte)
-//	P "k/" key                  keyed request record
-//	P "a/" due(8, big-endian) key  age-index entry, value = record token
+//	P "k/" ref                  keyed request record
+//	P "a/" due(8, big-endian) ref  age-index entry, value = record token
+//
+// where ref = len(scope) (one byte) scope key: a scope of up to
+// MaxScopeLen bytes beside a key of up to MaxKeyLen, never ambiguous
+// (the empty scope is the single byte 0).
 //
 // Every family has its own two-byte tag, so no family's keys can be a
 // prefix of another's.
@@ -54,9 +62,18 @@ func (k *keyspace) shardPrefix(name string) []byte {
 	return append(p, name...)
 }
 
-func (k *keyspace) recordKey(key string) []byte { return append(bytes.Clone(k.records), key...) }
+// keyRef is a keyed request's reference within the record and index
+// families: its scope, length-prefixed, then its key.
+func keyRef(scope, key string) []byte {
+	b := make([]byte, 0, 1+len(scope)+len(key))
+	b = append(b, byte(len(scope)))
+	b = append(b, scope...)
+	return append(b, key...)
+}
 
-func (k *keyspace) indexKey(due int64, key string) []byte { return k.idx.IndexKey(due, []byte(key)) }
+func (k *keyspace) recordKey(ref []byte) []byte { return append(bytes.Clone(k.records), ref...) }
+
+func (k *keyspace) indexKey(due int64, ref []byte) []byte { return k.idx.IndexKey(due, ref) }
 
 // remove is the age index's cleanup.KeyedIndex.Remove: it clears the
 // record only if it is still the one the entry was written for. A record
@@ -83,12 +100,20 @@ func (k *keyspace) remove(tr kv.Transaction, ref, token []byte) error {
 const (
 	statusInProgress byte = 1
 	statusCompleted  byte = 2
+	// statusUnknown is a Do whose outcome may have happened and could not
+	// be settled: its fn failed with an error that may mean committed
+	// (txn.ErrUnknownResult, txn.ErrOutcomeLost), or its completion could
+	// not be made to land. The key never frees on its own until retention;
+	// later calls get *OutcomeUnknownError, and Store.ForgetKey frees it
+	// once someone has checked. The result holds the cause, as a stored
+	// error.
+	statusUnknown byte = 3
 )
 
 // Result kinds of a completed record.
 const (
 	resultValue byte = 1
-	resultError byte = 2 // a Final error, as a JSON *StoredError
+	resultError byte = 2 // a Final error (or an unknown outcome's cause), as an encoded *StoredError
 )
 
 const (
@@ -139,7 +164,7 @@ func decodeRecord(b []byte) (record, error) {
 	copy(r.fingerprint[:], b[26:])
 	r.kind = b[26+sha256.Size]
 	r.result = b[recordHeader:]
-	if r.status != statusInProgress && r.status != statusCompleted {
+	if r.status != statusInProgress && r.status != statusCompleted && r.status != statusUnknown {
 		return r, fmt.Errorf("idemkv: corrupt keyed record (status %d)", r.status)
 	}
 	return r, nil

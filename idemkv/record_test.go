@@ -19,17 +19,21 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 func TestKeyspaceAndRecordGolden(t *testing.T) {
 	k := newKeyspace(DefaultPrefix)
 	var b strings.Builder
-	line := func(name string, v []byte) { fmt.Fprintf(&b, "%-22s %s\n", name, hex.EncodeToString(v)) }
+	line := func(name string, v []byte) { fmt.Fprintf(&b, "%-24s %s\n", name, hex.EncodeToString(v)) }
 	line("counter(hits)", k.counterKey("hits"))
 	line("shard prefix(hits)", k.shardPrefix("hits"))
-	line("record(req-1)", k.recordKey("req-1"))
-	line("index(due 7, req-1)", k.indexKey(7, "req-1"))
+	line("record(req-1)", k.recordKey(keyRef("", "req-1")))
+	line("index(due 7, req-1)", k.indexKey(7, keyRef("", "req-1")))
+	line("record(pay/req-1)", k.recordKey(keyRef("pay", "req-1")))
 	inProgress := record{status: statusInProgress, token: 0x0102030405060708, leaseUntil: 30_000_000, due: 86_400_000_000,
 		fingerprint: sha256.Sum256([]byte("payload"))}
 	line("in-progress record", inProgress.encode())
 	done := inProgress
 	done.status, done.leaseUntil, done.kind, done.result = statusCompleted, 0, resultValue, []byte(`"ok"`)
 	line("completed record", done.encode())
+	unknown := inProgress
+	unknown.status, unknown.leaseUntil, unknown.kind, unknown.result = statusUnknown, 0, resultError, []byte(`{"messages":["x"]}`)
+	line("outcome-unknown record", unknown.encode())
 
 	path := filepath.Join("testdata", "keys.golden")
 	if *update {
@@ -44,7 +48,7 @@ func TestKeyspaceAndRecordGolden(t *testing.T) {
 	if got := b.String(); got != string(want) {
 		t.Fatalf("encoding changed:\n got:\n%s\nwant:\n%s", got, want)
 	}
-	for _, r := range []record{inProgress, done} {
+	for _, r := range []record{inProgress, done, unknown} {
 		back, err := decodeRecord(r.encode())
 		if err != nil || back.token != r.token || back.due != r.due || back.status != r.status || string(back.result) != string(r.result) {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, r)
