@@ -53,6 +53,8 @@ func everyFault(seed uint64) faulty.Config {
 		NotCommitted:                    0.03,
 		TransactionTooOld:               0.02,
 		FutureVersion:                   0.02,
+		RecoveryApplied:                 0.01,
+		RecoveryNotApplied:              0.01,
 		Latency:                         0.1,
 		MaxLatency:                      time.Millisecond,
 		LateDelay:                       3 * time.Millisecond,

@@ -105,14 +105,17 @@ type runner[T any] struct {
 	db         kv.Database
 	wantCommit bool
 
-	id        ID
-	key       []byte   // the marker key, fixed once the first read version is known
-	keyRange  kv.Range // the marker's single-key conflict range
-	sentinel  []byte   // the key of the shard's sentinel
-	deadline  time.Time
-	backoff   kv.Backoff
-	guard     guarded // what fn is given: the transaction, refusing control
-	ambiguous bool    // some commit of this call may have been applied
+	id       ID
+	key      []byte   // the marker key, fixed once the first read version is known
+	keyRange kv.Range // the marker's single-key conflict range
+	sentinel []byte   // the key of the shard's sentinel
+	// sentinelChecked: an attempt found the shard's sentinel no newer than
+	// the ID's version. No commit is sent before.
+	sentinelChecked bool
+	deadline        time.Time
+	backoff         kv.Backoff
+	guard           guarded // what fn is given: the transaction, refusing control
+	ambiguous       bool    // some commit of this call may have been applied
 	// results holds what fn returned in each attempt whose commit may have
 	// been applied, keyed by attempt number, so that the attempt found
 	// committed can have its result returned.
@@ -162,12 +165,8 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	// attempt began, so that a Resolve (or a later attempt) that commits
 	// while this one is still in flight makes it conflict.
 	grv := tr.GetReadVersion()
-	var sentinel *kv.Future[[]byte]
 	if r.key == nil {
-		// The call's first attempt: its read version dates the ID, and the
-		// shard's sentinel must be no newer than that — read it now, and
-		// wait for it before the commit, so that its round trip overlaps
-		// fn's.
+		// The call's first attempt: its read version dates the ID.
 		rv, err := grv.Get()
 		if err != nil {
 			return v, false, err
@@ -176,6 +175,12 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 		r.stats.ID = r.id
 		r.key = MarkerKey(r.cfg.prefix, r.id)
 		r.keyRange = kv.SingleKeyRange(r.key)
+	}
+	var sentinel *kv.Future[[]byte]
+	if !r.sentinelChecked {
+		// Until an attempt has found the shard's sentinel no newer than
+		// the ID, none may send its commit. Read it now, and wait for it
+		// before the commit, so that its round trip overlaps fn's.
 		sentinel = tr.Snapshot().Get(r.sentinel)
 	}
 	if r.ambiguous {
@@ -243,22 +248,24 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	return v, false, err
 }
 
-// checkSentinel waits for the first attempt's read of the shard's sentinel.
-// Present, it was created no later than the ID's version (it was read at
-// that version), as checkAbsent requires. Absent, it is created now in a
-// transaction of its own, and the ID's version moves up to the sentinel's:
-// the version need only be no later than the call's first commit, which
-// has not been sent, and the marker key is a name that nothing has used yet.
+// checkSentinel waits for an attempt's read of the shard's sentinel, made
+// at its read version, and makes sure the sentinel is no newer than the ID,
+// as checkAbsent requires: absent, it is created now in a transaction of its
+// own; newer than the ID (created since the first attempt), the ID's
+// version moves up to it. The version need only be no later than the
+// call's first commit, and no attempt has sent one before this check
+// passed, so the marker key is a name that nothing has used yet.
 func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error {
 	val, err := f.Get()
 	if err != nil {
 		return err
 	}
+	var stamp kv.Versionstamp
 	if val != nil {
-		_, err := decodeSentinel(val)
-		return err
+		stamp, err = decodeSentinel(val)
+	} else {
+		stamp, err = createSentinel(r.ctx, r.db, r.cfg, r.sentinel)
 	}
-	stamp, err := createSentinel(r.ctx, r.db, r.cfg, r.sentinel)
 	if err != nil {
 		return err
 	}
@@ -267,8 +274,11 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 		r.stats.ID = r.id
 		r.key = MarkerKey(r.cfg.prefix, r.id)
 		r.keyRange = kv.SingleKeyRange(r.key)
-		return tr.AddReadConflictRange(r.keyRange)
+		if err := tr.AddReadConflictRange(r.keyRange); err != nil {
+			return err
+		}
 	}
+	r.sentinelChecked = true
 	return nil
 }
 

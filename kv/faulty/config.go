@@ -34,6 +34,15 @@ const (
 	NotCommitted
 	TransactionTooOld
 	FutureVersion
+	// RecoveryApplied and RecoveryNotApplied are a cluster recovery while
+	// the commit is in flight: the database's version jumps forward by
+	// Config.RecoveryJump (FoundationDB's MAX_VERSIONS_IN_FLIGHT, about 100
+	// seconds' worth), the commit fails with commit_unknown_result (1021),
+	// applied (before the jump) or not, and every read version handed out
+	// before the jump is too old from then on (transaction_too_old, 1007).
+	// The wrapped database must implement Recoverer (kv/embedded does).
+	RecoveryApplied
+	RecoveryNotApplied
 
 	numKinds
 )
@@ -48,6 +57,7 @@ var kindOrder = [...]Kind{
 	TimedOutApplied, TimedOutNotApplied, TimedOutLate,
 	ClusterVersionChangedApplied, ClusterVersionChangedNotApplied,
 	NotCommitted, TransactionTooOld, FutureVersion,
+	RecoveryApplied, RecoveryNotApplied,
 }
 
 // kindInfo is what each kind injects and how: its error code, the name of
@@ -56,19 +66,22 @@ var kindInfo = [numKinds]struct {
 	code  kv.Code
 	field string
 	form  form
+	jump  bool // a recovery: the version jumps
 }{
-	None:                            {0, "None", formNone},
-	UnknownResultApplied:            {kv.CodeCommitUnknownResult, "UnknownResultApplied", formApplied},
-	UnknownResultNotApplied:         {kv.CodeCommitUnknownResult, "UnknownResultNotApplied", formNotApplied},
-	UnknownResultLate:               {kv.CodeCommitUnknownResult, "UnknownResultLate", formLate},
-	TimedOutApplied:                 {kv.CodeTransactionTimedOut, "TimedOutApplied", formApplied},
-	TimedOutNotApplied:              {kv.CodeTransactionTimedOut, "TimedOutNotApplied", formNotApplied},
-	TimedOutLate:                    {kv.CodeTransactionTimedOut, "TimedOutLate", formLate},
-	ClusterVersionChangedApplied:    {kv.CodeClusterVersionChanged, "ClusterVersionChangedApplied", formApplied},
-	ClusterVersionChangedNotApplied: {kv.CodeClusterVersionChanged, "ClusterVersionChangedNotApplied", formNotApplied},
-	NotCommitted:                    {kv.CodeNotCommitted, "NotCommitted", formNotApplied},
-	TransactionTooOld:               {kv.CodeTransactionTooOld, "TransactionTooOld", formNotApplied},
-	FutureVersion:                   {kv.CodeFutureVersion, "FutureVersion", formNotApplied},
+	None:                            {code: 0, field: "None", form: formNone},
+	UnknownResultApplied:            {code: kv.CodeCommitUnknownResult, field: "UnknownResultApplied", form: formApplied},
+	UnknownResultNotApplied:         {code: kv.CodeCommitUnknownResult, field: "UnknownResultNotApplied", form: formNotApplied},
+	UnknownResultLate:               {code: kv.CodeCommitUnknownResult, field: "UnknownResultLate", form: formLate},
+	TimedOutApplied:                 {code: kv.CodeTransactionTimedOut, field: "TimedOutApplied", form: formApplied},
+	TimedOutNotApplied:              {code: kv.CodeTransactionTimedOut, field: "TimedOutNotApplied", form: formNotApplied},
+	TimedOutLate:                    {code: kv.CodeTransactionTimedOut, field: "TimedOutLate", form: formLate},
+	ClusterVersionChangedApplied:    {code: kv.CodeClusterVersionChanged, field: "ClusterVersionChangedApplied", form: formApplied},
+	ClusterVersionChangedNotApplied: {code: kv.CodeClusterVersionChanged, field: "ClusterVersionChangedNotApplied", form: formNotApplied},
+	NotCommitted:                    {code: kv.CodeNotCommitted, field: "NotCommitted", form: formNotApplied},
+	TransactionTooOld:               {code: kv.CodeTransactionTooOld, field: "TransactionTooOld", form: formNotApplied},
+	FutureVersion:                   {code: kv.CodeFutureVersion, field: "FutureVersion", form: formNotApplied},
+	RecoveryApplied:                 {code: kv.CodeCommitUnknownResult, field: "RecoveryApplied", form: formApplied, jump: true},
+	RecoveryNotApplied:              {code: kv.CodeCommitUnknownResult, field: "RecoveryNotApplied", form: formNotApplied, jump: true},
 }
 
 type form int
@@ -103,7 +116,18 @@ const (
 	DefaultLateDelay = 20 * time.Millisecond
 	// DefaultMaxLatency bounds added latency when Config.MaxLatency is zero.
 	DefaultMaxLatency = 5 * time.Millisecond
+	// DefaultRecoveryJump is a recovery's version jump when
+	// Config.RecoveryJump is zero: FoundationDB's MAX_VERSIONS_IN_FLIGHT,
+	// 100 seconds' worth of versions.
+	DefaultRecoveryJump = 100 * time.Second
 )
+
+// Recoverer is what a wrapped database must implement for the recovery
+// faults: AdvanceVersion moves its version forward by n at once
+// (kv/embedded's DB does).
+type Recoverer interface {
+	AdvanceVersion(n int64) error
+}
 
 // Config says how often each fault happens. The zero Config injects nothing:
 // the wrapper is then a pass-through. Probabilities are per Commit call of a
@@ -131,6 +155,12 @@ type Config struct {
 	NotCommitted      float64
 	TransactionTooOld float64
 	FutureVersion     float64
+	// A cluster recovery during the commit (see RecoveryApplied): the
+	// version jumps by RecoveryJump's worth of versions (zero means
+	// DefaultRecoveryJump), and the commit fails with 1021.
+	RecoveryApplied    float64
+	RecoveryNotApplied float64
+	RecoveryJump       time.Duration
 
 	// Latency is the probability that a commit is delayed by a uniform
 	// duration in [0, MaxLatency] before anything else happens to it. It is
@@ -172,8 +202,24 @@ func (c *Config) prob(k Kind) float64 {
 		return c.TransactionTooOld
 	case FutureVersion:
 		return c.FutureVersion
+	case RecoveryApplied:
+		return c.RecoveryApplied
+	case RecoveryNotApplied:
+		return c.RecoveryNotApplied
 	}
 	return 0
+}
+
+// recovers reports whether c injects recoveries.
+func (c *Config) recovers() bool { return c.RecoveryApplied > 0 || c.RecoveryNotApplied > 0 }
+
+// recoveryJump is a recovery's jump in versions.
+func (c *Config) recoveryJump() int64 {
+	d := c.RecoveryJump
+	if d == 0 {
+		d = DefaultRecoveryJump
+	}
+	return int64(d / (time.Second / kv.VersionsPerSecond))
 }
 
 // validate reports the first field out of range, by name.
@@ -196,6 +242,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxLatency < 0 {
 		return fmt.Errorf("faulty: Config.MaxLatency = %v, want >= 0 (0 means %v)", c.MaxLatency, DefaultMaxLatency)
+	}
+	if c.RecoveryJump < 0 {
+		return fmt.Errorf("faulty: Config.RecoveryJump = %v, want >= 0 (0 means %v)", c.RecoveryJump, DefaultRecoveryJump)
 	}
 	if c.LateDelay < 0 {
 		return fmt.Errorf("faulty: Config.LateDelay = %v, want >= 0 (0 means %v)", c.LateDelay, DefaultLateDelay)

@@ -3,6 +3,7 @@ package faulty
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -60,6 +61,8 @@ func Wrap(inner kv.Database, cfg Config) *DB {
 		db.cfgErr = errNilDatabase
 	} else if err := cfg.validate(); err != nil {
 		db.cfgErr = err
+	} else if _, ok := inner.(Recoverer); cfg.recovers() && !ok {
+		db.cfgErr = fmt.Errorf("faulty: Config.RecoveryApplied/RecoveryNotApplied need a database that can jump its version (faulty.Recoverer, e.g. kv/embedded's DB); %T is not one", inner)
 	}
 	return db
 }
@@ -122,6 +125,11 @@ func (db *DB) startLate() bool {
 	}
 	db.late.pending++
 	return true
+}
+
+// recover jumps the inner database's version, as a recovery does.
+func (db *DB) recover() error {
+	return db.inner.(Recoverer).AdvanceVersion(db.cfg.recoveryJump())
 }
 
 func (db *DB) lateDone() {

@@ -23,6 +23,18 @@
 //     that makes retrying unsafe.
 //   - not_committed (1020), transaction_too_old (1007) and future_version
 //     (1009) are spurious: nothing is applied.
+//   - A recovery (RecoveryApplied, RecoveryNotApplied) is what a
+//     FoundationDB cluster recovery does to a commit in flight: the
+//     database's version jumps forward by Config.RecoveryJump's worth of
+//     versions (default 100 s, FoundationDB's MAX_VERSIONS_IN_FLIGHT; a
+//     forced recovery jumps further), the commit fails with
+//     commit_unknown_result, applied or not, and every read version handed
+//     out before the jump is too old afterwards, so the reads and commits
+//     of transactions still open at it fail with transaction_too_old — as
+//     a commit with reads at an old version does on a recovered cluster.
+//     The wrapped database must implement Recoverer (kv/embedded's DB
+//     does); anything that measures time in versions (leases, minimum
+//     ages) sees the jump.
 //
 // "Applied" means applied: if the inner commit fails by itself (a real
 // conflict, say), the caller gets that error and the fault counts as not

@@ -121,6 +121,7 @@ func allKinds(seed uint64, p float64) Config {
 		TimedOutApplied: p, TimedOutNotApplied: p, TimedOutLate: p,
 		ClusterVersionChangedApplied: p, ClusterVersionChangedNotApplied: p,
 		NotCommitted: p, TransactionTooOld: p, FutureVersion: p,
+		RecoveryApplied: p, RecoveryNotApplied: p,
 		LateDelay: 200 * time.Microsecond}
 }
 
@@ -339,7 +340,7 @@ func TestSameSeedSameSchedule(t *testing.T) {
 	seed := testSeed(t)
 	run := func(seed uint64) []string {
 		e := openMem(t)
-		db := wrap(t, e, allKinds(seed, 0.08))
+		db := wrap(t, e, allKinds(seed, 0.07))
 		var out []string
 		for i := range 300 {
 			tr := newTxn(t, db)
@@ -656,3 +657,51 @@ func TestLateCommitOutlivesItsCaller(t *testing.T) {
 		})
 	}
 }
+
+// A recovery fault jumps the database's version while the commit is in
+// flight: the commit fails with 1021, applied or not, and a transaction
+// whose read version predates the jump fails with 1007 (issue 11, item 9).
+func TestRecoveryFault(t *testing.T) {
+	for _, k := range []Kind{RecoveryApplied, RecoveryNotApplied} {
+		t.Run(k.String(), func(t *testing.T) {
+			e := openMem(t)
+			cfg := Config{RecoveryJump: 30 * time.Second}
+			if k == RecoveryApplied {
+				cfg.RecoveryApplied = 1
+			} else {
+				cfg.RecoveryNotApplied = 1
+			}
+			db := wrap(t, e, cfg)
+			bystander := newTxn(t, db)
+			before, err := bystander.GetReadVersion().Get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := newTxn(t, db)
+			tr.Set([]byte("k"), []byte("v"))
+			if err := tr.Commit().Err(); !errors.Is(err, kv.ErrCommitUnknownResult) {
+				t.Fatalf("Commit = %v, want commit_unknown_result", err)
+			}
+			if v := read(t, e, "k"); (v != nil) != (k == RecoveryApplied) {
+				t.Fatalf("k = %q after %v", v, k)
+			}
+			if _, err := bystander.Get([]byte("x")).Get(); !errors.Is(err, kv.ErrTransactionTooOld) {
+				t.Fatalf("read at a read version from before the recovery: %v, want transaction_too_old", err)
+			}
+			after, err := newTxn(t, e).GetReadVersion().Get()
+			if err != nil || after < before+30*kv.VersionsPerSecond {
+				t.Fatalf("read version after the recovery = %d, %v; want a jump of at least 30 s of versions from %d", after, err, before)
+			}
+			o := db.Stats().ByKind[k]
+			if o.Injected != 1 || (k == RecoveryApplied) != (o.Applied == 1) {
+				t.Fatalf("outcomes %+v", o)
+			}
+		})
+	}
+	// A database that cannot jump is refused.
+	if _, err := Wrap(noJump{openMem(t)}, Config{RecoveryApplied: 0.1}).CreateTransaction(context.Background()); err == nil || !strings.Contains(err.Error(), "Recoverer") {
+		t.Fatalf("CreateTransaction over a database without AdvanceVersion: %v, want an error naming Recoverer", err)
+	}
+}
+
+type noJump struct{ kv.Database }

@@ -241,6 +241,12 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 				return struct{}{}, err
 			}
 			db.stats.add(f.kind, applied)
+			if kindInfo[f.kind].jump {
+				// The recovery follows the commit it let through.
+				if err := db.recover(); err != nil {
+					return struct{}{}, err
+				}
+			}
 			return struct{}{}, fault
 		})
 	case formLate:
@@ -272,6 +278,11 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 		// versionstamp, say); OnError or Reset resets it.
 		inner.Cancel()
 		db.stats.add(f.kind, notApplied)
+		if kindInfo[f.kind].jump {
+			if err := db.recover(); err != nil {
+				return kv.Failed[struct{}](err)
+			}
+		}
 	}
 	return kv.NewFuture(func() (struct{}, error) {
 		t.sleep(f.latency)
