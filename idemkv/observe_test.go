@@ -322,3 +322,27 @@ func TestObserveDefaults(t *testing.T) {
 	assert.Equal(t, int64(1), s.MarkersAlive())
 	assert.Equal(t, idemkv.JanitorOff, s.Health().Janitor)
 }
+
+// New opens a store over a database the caller keeps: Close leaves it open.
+func TestNewBorrowsTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	db, err := embedded.OpenMem(nil)
+	require.NoError(t, err)
+	defer db.Close()
+	s, err := idemkv.New(ctx, db, &idemkv.Options{NoJanitor: true})
+	require.NoError(t, err)
+	_, err = idemkv.Transact(ctx, s, func(tr kv.Transaction) (struct{}, error) {
+		tr.Set([]byte("k"), []byte("v"))
+		return struct{}{}, nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	tr, err := db.CreateTransaction(ctx)
+	require.NoError(t, err, "the caller's database was closed with the store")
+	v, err := tr.Get([]byte("k")).Get()
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(v))
+
+	_, err = idemkv.New(ctx, nil, nil)
+	assert.ErrorIs(t, err, idemkv.ErrInvalidOptions)
+}

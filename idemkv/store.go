@@ -230,6 +230,13 @@ func Open(ctx context.Context, uri string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newStore(cfg, base)
+}
+
+// newStore builds a store over base, which it owns (closes on failure and
+// on Close), and starts its janitor.
+func newStore(cfg config, base kv.Database) (*Store, error) {
+	var err error
 	s := &Store{cfg: cfg, base: base, db: base}
 	if cfg.wrap != nil {
 		if s.db = cfg.wrap(base); s.db == nil {
