@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
@@ -294,30 +293,37 @@ func (s *Store) Markers(ctx context.Context) (MarkerCounts, error) {
 	for _, b := range markerAgeBuckets {
 		mc.ByAge = append(mc.ByAge, AgeCount{Below: b})
 	}
-	for shard := range txn.MaxShards {
-		sm := ShardMarkers{Shard: uint8(shard), FirstVersion: head.sentinels[shard]}
-		oldest := int64(math.MaxInt64)
-		err := s.scan(ctx, txn.MarkerRange(prefix, uint8(shard), math.MaxInt64), func(_ int64, e kv.KeyValue) (bool, error) {
-			id, err := txn.ParseMarkerKey(prefix, e.Key)
-			if err != nil {
-				return false, nil // not a marker: the janitor refuses it and names it
-			}
-			sm.Count++
-			oldest = min(oldest, id.Version)
-			age := versionsToDuration(head.rv - id.Version)
-			for i := range mc.ByAge {
-				if b := mc.ByAge[i].Below; b == 0 || age < b {
-					mc.ByAge[i].Count++
-					break
-				}
-			}
-			return false, nil
-		})
-		if err != nil {
-			return mc, s.closing(err)
+	all, err := kv.PrefixRange(prefix)
+	if err != nil {
+		return mc, err
+	}
+	var counts [txn.MaxShards]int
+	var oldest [txn.MaxShards]int64
+	err = s.scan(ctx, all, func(_ int64, e kv.KeyValue) (bool, error) {
+		id, err := txn.ParseMarkerKey(prefix, e.Key)
+		if err != nil || int(id.Shard) >= txn.MaxShards {
+			return false, nil // a sentinel, the watermark, or a key the janitor refuses and names
 		}
+		if counts[id.Shard] == 0 || id.Version < oldest[id.Shard] {
+			oldest[id.Shard] = id.Version
+		}
+		counts[id.Shard]++
+		age := versionsToDuration(head.rv - id.Version)
+		for i := range mc.ByAge {
+			if b := mc.ByAge[i].Below; b == 0 || age < b {
+				mc.ByAge[i].Count++
+				break
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return mc, s.closing(err)
+	}
+	for shard := range txn.MaxShards {
+		sm := ShardMarkers{Shard: uint8(shard), Count: counts[shard], FirstVersion: head.sentinels[shard]}
 		if sm.Count > 0 {
-			sm.Oldest = versionsToDuration(head.rv - oldest)
+			sm.Oldest = versionsToDuration(head.rv - oldest[shard])
 		}
 		if sm.Count > 0 || sm.FirstVersion != 0 {
 			mc.Shards = append(mc.Shards, sm)
