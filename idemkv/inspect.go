@@ -139,6 +139,28 @@ func splitRef(ref []byte) (scope, key string, ok bool) {
 	return string(ref[1 : 1+n]), string(ref[1+n:]), true
 }
 
+// KeyedCounts counts the keyed records of every scope by state, reading
+// them in pages but keeping none.
+func (s *Store) KeyedCounts(ctx context.Context) (map[KeyedState]int, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	r, err := kv.PrefixRange(s.keyed.records)
+	if err != nil {
+		return nil, err
+	}
+	counts := map[KeyedState]int{KeyedStateInProgress: 0, KeyedStateExpired: 0, KeyedStateCompleted: 0, KeyedStateUnknown: 0}
+	err = s.scan(ctx, r, func(rv int64, e kv.KeyValue) (bool, error) {
+		rec, err := decodeRecord(e.Value)
+		if err != nil {
+			return false, fmt.Errorf("key %q: %w", e.Key, err)
+		}
+		counts[keyedRecord("", "", rec, rv).State]++
+		return false, nil
+	})
+	return counts, s.closing(err)
+}
+
 // KeyedRecord returns the record of key in scope ("" for the default), or
 // an error matching ErrNotFound.
 func (s *Store) KeyedRecord(ctx context.Context, scope, key string) (KeyedRecord, error) {

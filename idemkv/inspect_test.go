@@ -132,6 +132,11 @@ func TestKeyedRecords(t *testing.T) {
 	_, err = s.KeyedRecords(ctx, idemkv.KeyedFilter{State: "done"})
 	assert.ErrorIs(t, err, idemkv.ErrInvalidOptions)
 
+	counts, err := s.KeyedCounts(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, map[idemkv.KeyedState]int{idemkv.KeyedStateCompleted: 5, idemkv.KeyedStateInProgress: 0,
+		idemkv.KeyedStateExpired: 0, idemkv.KeyedStateUnknown: 0}, counts)
+
 	r, err := s.KeyedRecord(ctx, "s", "a1")
 	require.NoError(t, err)
 	assert.Equal(t, idemkv.KeyedStateCompleted, r.State)

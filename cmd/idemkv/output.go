@@ -282,16 +282,14 @@ func cmdStats(ctx context.Context, s *idemkv.Store, out *output) error {
 	if err != nil {
 		return err
 	}
-	recs, err := s.KeyedRecords(ctx, idemkv.KeyedFilter{AllScopes: true})
+	counts, err := s.KeyedCounts(ctx)
 	if err != nil {
 		return err
 	}
-	byState := map[string]int{
-		string(idemkv.KeyedStateInProgress): 0, string(idemkv.KeyedStateExpired): 0, string(idemkv.KeyedStateCompleted): 0,
-		string(idemkv.KeyedStateUnknown): 0,
-	}
-	for _, r := range recs {
-		byState[string(r.State)]++
+	byState, records := map[string]int{}, 0
+	for st, n := range counts {
+		byState[string(st)] = n
+		records += n
 	}
 	type statsJSON struct {
 		ReadVersion   int64          `json:"read_version"`
@@ -306,7 +304,7 @@ func cmdStats(ctx context.Context, s *idemkv.Store, out *output) error {
 	for _, sm := range mc.Shards {
 		oldest = max(oldest, sm.Oldest)
 	}
-	st := statsJSON{mc.ReadVersion, mc.Watermark, mc.Total, len(mc.Shards), len(recs), byState, oldest.Seconds()}
+	st := statsJSON{mc.ReadVersion, mc.Watermark, mc.Total, len(mc.Shards), records, byState, oldest.Seconds()}
 	return out.emit(st, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "read version\t%d\n", st.ReadVersion)
 		fmt.Fprintf(w, "janitor watermark\t%d\n", st.Watermark)
