@@ -29,6 +29,7 @@ const (
 	CodeOperationCancelled             Code = 1101 // operation_cancelled
 	CodeTagThrottled                   Code = 1213 // tag_throttled
 	CodeProxyTagThrottled              Code = 1223 // proxy_tag_throttled
+	CodeIOError                        Code = 1510 // io_error
 	CodeClientInvalidOperation         Code = 2000 // client_invalid_operation
 	CodeKeyOutsideLegalRange           Code = 2004 // key_outside_legal_range
 	CodeInvertedRange                  Code = 2005 // inverted_range
@@ -62,6 +63,7 @@ var codeNames = map[Code]string{
 	CodeOperationCancelled:             "operation_cancelled",
 	CodeTagThrottled:                   "tag_throttled",
 	CodeProxyTagThrottled:              "proxy_tag_throttled",
+	CodeIOError:                        "io_error",
 	CodeClientInvalidOperation:         "client_invalid_operation",
 	CodeKeyOutsideLegalRange:           "key_outside_legal_range",
 	CodeInvertedRange:                  "inverted_range",
