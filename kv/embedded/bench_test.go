@@ -86,7 +86,7 @@ func BenchmarkCommit(b *testing.B) {
 	}
 	for _, g := range []int{1, 16} {
 		b.Run(fmt.Sprintf("pebble-sync/g=%d", g), func(b *testing.B) {
-			pdb, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: quietLogger{}})
+			pdb, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: newFailLogger(newFailure())})
 			if err != nil {
 				b.Fatal(err)
 			}

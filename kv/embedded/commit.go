@@ -89,6 +89,13 @@ func (db *DB) committer() {
 // read version is never handed out at or above the group's version until
 // it is published, so no reader can see a partial or unpublished state.
 func (db *DB) commitGroup(group []*commitReq) {
+	if ferr := db.fail.get(); ferr != nil {
+		for _, r := range group {
+			r.err = failedCommitError(ferr)
+		}
+		db.finish(group)
+		return
+	}
 	db.mu.Lock()
 	cv := db.nowVersionLocked()
 	if pub := db.mu.snaps[len(db.mu.snaps)-1].version; cv <= pub {
@@ -132,9 +139,20 @@ func (db *DB) commitGroup(group []*commitReq) {
 		if db.testHookBeforeApply != nil {
 			db.testHookBeforeApply()
 		}
-		if err := db.pdb.Apply(b, db.sync); err != nil {
-			// The batch may or may not be in the WAL.
-			db.failGroup(group, &kv.Error{Code: kv.CodeCommitUnknownResult, Cause: err}, cv)
+		err := db.pdb.Apply(b, db.sync)
+		if err == nil {
+			// Pebble reports a failed log write or sync through its
+			// logger's Fatalf and then returns nil: trust the failed
+			// state, not the nil.
+			err = db.fail.get()
+		}
+		if err != nil {
+			// The batch may or may not be in the WAL, and Pebble's commit
+			// pipeline is unusable: fail the DB (it may be already) and
+			// the group with commit_unknown_result. Nothing is published,
+			// so readers keep the last acknowledged state.
+			db.fail.set(err)
+			db.failGroup(group, &kv.Error{Code: kv.CodeCommitUnknownResult, Cause: db.fail.get()}, cv)
 			return
 		}
 		db.stats.batches.Add(1)

@@ -6,11 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -62,6 +59,11 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// fail is the failed state (see ErrFailed), set by log when Pebble
+	// reports a write it could not make.
+	fail *failure
+	log  *failLogger
+
 	// clockStart and clockBase map clock time to versions: clockBase +
 	// elapsed microseconds since clockStart.
 	clockStart time.Time
@@ -110,34 +112,28 @@ type DB struct {
 var _ kv.Database = (*DB)(nil)
 
 // Open opens (creating if needed) a durable database in dir. nil opts means
-// the defaults. It fails with a clear error if dir is a file, is locked by
-// another process, or holds something other than an idemkv embedded
-// database (ErrNotEmbeddedDir); it never modifies such a directory.
+// the defaults. It decides from what is on disk, before Pebble opens the
+// directory, and writes nothing to a directory it refuses: a file, a
+// directory holding other files or another application's Pebble store
+// (ErrNotEmbeddedDir), one it cannot create or write in (the error wraps
+// the errno, e.g. EACCES or EROFS), a database already open here or in
+// another process (ErrLocked), and, with Options.MustExist or ReadOnly, a
+// directory holding no database (ErrNotExist).
 func Open(dir string, opts *Options) (*DB, error) {
+	return openDisk(dir, opts, vfs.Default)
+}
+
+// openDisk is Open on fs, which tests wrap to inject I/O errors.
+func openDisk(dir string, opts *Options, fs vfs.FS) (*DB, error) {
 	o := opts.withDefaults()
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	fresh := true
-	switch fi, err := os.Stat(dir); {
-	case err == nil && !fi.IsDir():
-		return nil, fmt.Errorf("embedded: open %s: is a file, not a directory", dir)
-	case err == nil:
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
-		}
-		fresh = len(ents) == 0
-	case !errors.Is(err, os.ErrNotExist):
+	store, err := prepareDir(dir, fs, o)
+	if err != nil {
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
-	if !fresh {
-		desc, err := pebble.Peek(dir, vfs.Default)
-		if err != nil || !desc.Exists {
-			return nil, fmt.Errorf("%w: %s holds other files (no Pebble store)", ErrNotEmbeddedDir, dir)
-		}
-	}
-	po := tuned(&pebble.Options{Logger: quietLogger{}, ErrorIfNotExists: !fresh})
+	po := tuned(&pebble.Options{FS: fs, ErrorIfNotExists: store, ReadOnly: o.ReadOnly})
 	sync := pebble.Sync
 	if o.NoSync {
 		sync = pebble.NoSync
@@ -156,7 +152,10 @@ func OpenMem(opts *Options) (*DB, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	po := tuned(&pebble.Options{FS: vfs.NewMem(), Logger: quietLogger{}})
+	if o.MustExist || o.ReadOnly {
+		return nil, errors.New("embedded: OpenMem: Options.MustExist and Options.ReadOnly apply only to Open (an in-memory database always starts empty)")
+	}
+	po := tuned(&pebble.Options{FS: vfs.NewMem()})
 	db, err := open("", po, o, pebble.NoSync)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open in memory: %w", err)
@@ -165,16 +164,29 @@ func OpenMem(opts *Options) (*DB, error) {
 }
 
 func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) (*DB, error) {
-	pdb, err := pebble.Open(dir, po)
+	fail := newFailure()
+	logger := newFailLogger(fail)
+	po.Logger, po.EventListener = logger, logger.listener()
+	pdb, err := openPebble(dir, po, fail)
 	if err != nil {
 		if isLockErr(err) {
 			return nil, fmt.Errorf("%w (%v)", ErrLocked, err)
 		}
 		return nil, err
 	}
+	// Pebble reports some failures while opening only through Fatalf (a
+	// MANIFEST it could not write on a full disk): check before and after
+	// the first write, which proves the disk takes a synced write now
+	// rather than at the first commit.
 	last, wall, err := checkFormat(pdb, o.Clock())
+	if err == nil && fail.get() != nil {
+		err = fail.openError()
+	}
+	if err == nil && !po.ReadOnly {
+		err = probeWrite(pdb, fail)
+	}
 	if err != nil {
-		pdb.Close()
+		closeQuietly(pdb)
 		return nil, err
 	}
 	// Continue the version timeline from the last commit: its version plus
@@ -187,6 +199,8 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 		base += int64(el / (time.Second / kv.VersionsPerSecond))
 	}
 	db := &DB{
+		fail:       fail,
+		log:        logger,
 		pdb:        pdb,
 		opts:       o,
 		sync:       sync,
@@ -251,19 +265,36 @@ func checkFormat(pdb *pebble.DB, now time.Time) (int64, time.Time, error) {
 	return 0, time.Time{}, fmt.Errorf("%w: corrupt version record of %d bytes", ErrNotEmbeddedDir, len(v))
 }
 
+// probeWrite rewrites the version record unchanged, with a sync: an open
+// that succeeds has shown that the disk takes a durable write now. On a
+// disk that is still full this fails at once, where the first commit would
+// have.
+func probeWrite(pdb *pebble.DB, fail *failure) error {
+	v, closer, err := pdb.Get(metaVersion)
+	if err != nil {
+		return err
+	}
+	rec := bytes.Clone(v)
+	closer.Close()
+	err = pdb.Set(metaVersion, rec, pebble.Sync)
+	if err != nil {
+		fail.set(err)
+	}
+	if fail.get() != nil { // Pebble's commit returns nil after a fatal error
+		return fail.openError()
+	}
+	return nil
+}
+
+// closeQuietly closes a Pebble DB being abandoned after a failed open; its
+// error adds nothing to the one being returned.
+func closeQuietly(pdb *pebble.DB) { _ = pdb.Close() }
+
 // encodeVersion is the version record: the last commit version and the
 // clock time it was committed at (Unix nanoseconds), both big-endian.
 func encodeVersion(v int64, at time.Time) []byte {
 	b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(v))
 	return binary.BigEndian.AppendUint64(b, uint64(at.UnixNano()))
-}
-
-// isLockErr reports whether Pebble failed to take its LOCK file: held by
-// another process (fcntl's EAGAIN or EACCES) or by this one (Pebble's own
-// registry, which says so only in its message).
-func isLockErr(err error) bool {
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
-		strings.Contains(err.Error(), "lock held by current process")
 }
 
 // CreateTransaction starts a transaction bound to ctx (see kv.Database).
@@ -293,6 +324,11 @@ func (db *DB) Close() error {
 			s.release()
 		}
 		db.closeErr = db.pdb.Close()
+		if db.fail.get() != nil {
+			// Pebble's Close repeats the failure its log already had (the
+			// commits that hit it reported it): the close itself worked.
+			db.closeErr = nil
+		}
 	})
 	return db.closeErr
 }
@@ -397,13 +433,6 @@ func (db *DB) snapshotAt(v int64) (*snapshot, error) {
 	}
 	return snaps[lo-1], nil
 }
-
-// quietLogger drops Pebble's informational chatter and keeps its errors.
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)         {}
-func (quietLogger) Errorf(f string, args ...any) { pebble.DefaultLogger.Errorf(f, args...) }
-func (quietLogger) Fatalf(f string, args ...any) { pebble.DefaultLogger.Fatalf(f, args...) }
 
 // tuned sets the Pebble options both modes share. Pebble's defaults (4 MiB
 // memtables, compaction at 4 L0 files) flush and compact constantly under

@@ -31,12 +31,37 @@
 //
 // # Opening and closing
 //
-// Open refuses, without touching it, a path that is a file, a directory
-// holding other files or another Pebble store (ErrNotEmbeddedDir), and a
-// database already open in this or another process (ErrLocked, from
-// Pebble's LOCK file). Close lets the group being committed finish, fails
-// queued commits, releases every snapshot and closes Pebble; afterwards
-// every operation returns an error wrapping kv.ErrClosed.
+// Open decides from what is on disk, before Pebble opens the directory for
+// writing (which rewrites its MANIFEST and OPTIONS and may flush), and
+// writes nothing to a directory it refuses. A database directory holds an
+// IDEMKV file (the format marker, written and synced before Pebble creates
+// anything); a directory with other files and no IDEMKV file is refused
+// with ErrNotEmbeddedDir, and so is a Pebble store without one unless a
+// read-only look inside (with no lock taken, so not even the LOCK file is
+// touched) finds idemkv's format key, as in stores made before the marker
+// file existed, which then get one. A path that is a file, a directory
+// that cannot be created or written in (the error says "cannot create the
+// directory" or "the directory is not writable" and wraps EACCES or
+// EROFS), and a database already open in this or another process
+// (ErrLocked, from Pebble's LOCK file) are refused with errors that say
+// which. Options.MustExist refuses to create a database, Options.ReadOnly
+// opens one without writing (except taking the LOCK); both fail with
+// ErrNotExist where there is none. Close lets the group being committed
+// finish, fails queued commits, releases every snapshot and closes Pebble;
+// afterwards every operation returns an error wrapping kv.ErrClosed.
+//
+// # Disk space
+//
+// An empty durable database's files add up to about 3 KB, but about 71 MB
+// is allocated to them (du reports it): Pebble preallocates its log, with
+// fallocate and FALLOC_FL_KEEP_SIZE, in blocks of 110% of the memtable
+// size, and the engine's memtables are 64 MiB (see tuned: Pebble's 4 MiB
+// default flushed and compacted constantly under idemkv's one-new-key-per-
+// commit load, costing 30-40% of throughput). The blocks are filled by the
+// log as commits arrive and released when a log is retired, so the
+// allocation does not grow with idle stores; preallocation failures are
+// ignored, so a disk with less free space still opens and commits until it
+// is actually full (see Disk failures). TestEmptyStoreSize logs the figure.
 //
 // # Versions
 //
@@ -126,6 +151,43 @@
 // every acknowledged commit survives and none is partly visible; note that
 // kill -9 cannot tell fsync from a write to the page cache, so that test
 // proves ordering and atomicity, and the fsync itself is Pebble's contract.
+//
+// # Disk failures
+//
+// A library must never exit its host, and Pebble's answer to a log write
+// or sync it cannot make (a full disk, EIO) is to call its logger's Fatalf,
+// whose default exits the process. The engine gives Pebble a logger whose
+// Fatalf records the failure and returns instead, and a background-error
+// hook that does the same for a flush or compaction that fails with an I/O
+// error (ENOSPC, EDQUOT, EIO, EROFS). From then on the DB is failed:
+//
+//   - the commit group that hit the error fails with commit_unknown_result
+//     (1021): its batch may or may not be in the log. Pebble's commit
+//     returns nil after a fatal error, so the committer checks the failed
+//     state after every apply rather than trusting that nil;
+//   - every later commit fails at once with io_error (1510, FoundationDB's
+//     "Disk i/o operation failed"), which is not retryable;
+//   - both wrap ErrFailed and the storage error, so errors.Is(err,
+//     embedded.ErrFailed) and errors.Is(err, syscall.ENOSPC) classify them;
+//   - reads, read-only commits and GetReadVersion keep working on the last
+//     published state (the failed group is never published), and Close
+//     works and returns nil;
+//   - Pebble's retries of a failed flush, which it makes in a tight loop,
+//     are paced to one per 100 ms and its error lines to one per kind per
+//     ten seconds.
+//
+// Nothing acknowledged is lost: an acknowledged group was synced before
+// its answer. Reopening after the cause is fixed replays the log and
+// recovers. Reopening while the disk is still full fails at once with
+// "the disk refused a write (free space or fix the disk, then open
+// again): ... no space left on device": Open makes one synced write
+// before it returns (the version record, rewritten unchanged), and gives
+// up as soon as Pebble's replay flush fails, where Pebble's own Open
+// would retry that flush forever. That abandoned Pebble open goes on in
+// the background and closes itself once the disk takes the flush; a
+// later Open of the same directory waits up to two seconds for it. With
+// Options.NoSync, a failed log write may only surface at a later commit
+// or at Close.
 //
 // # Differences from FoundationDB
 //

@@ -499,7 +499,7 @@ func TestForeignPebbleStores(t *testing.T) {
 	for name, key := range map[string][]byte{"no marker": []byte("user-data"), "other marker": metaFormat} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			pdb, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+			pdb, err := pebble.Open(dir, &pebble.Options{Logger: newFailLogger(newFailure())})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -510,7 +510,7 @@ func TestForeignPebbleStores(t *testing.T) {
 			if _, err := Open(dir, nil); !errors.Is(err, ErrNotEmbeddedDir) {
 				t.Fatalf("Open: %v, want ErrNotEmbeddedDir", err)
 			}
-			pdb, err = pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+			pdb, err = pebble.Open(dir, &pebble.Options{Logger: newFailLogger(newFailure())})
 			if err != nil {
 				t.Fatal(err)
 			}

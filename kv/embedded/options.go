@@ -21,6 +21,17 @@ type Options struct {
 	// Ignored by OpenMem.
 	NoSync bool
 
+	// MustExist makes Open fail with ErrNotExist instead of creating a
+	// database where there is none. Not for OpenMem.
+	MustExist bool
+
+	// ReadOnly opens an existing database for reading only: Pebble writes
+	// nothing to the directory, and a commit of a transaction that wrote
+	// fails with ErrReadOnly (read-only transactions commit as usual). The
+	// database's LOCK is still taken, so a read-only open and a writer
+	// exclude each other. Not for OpenMem.
+	ReadOnly bool
+
 	// MaxBatchTransactions caps how many transactions one group commit
 	// applies in one Pebble batch. Default 1024; allowed 1 to 65536 (the
 	// versionstamp's batch order is 16 bits).

@@ -3,6 +3,7 @@ package embedded
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -236,9 +237,16 @@ func (t *transaction) commit() error {
 		return t.failStamp(kv.Errorf(kv.CodeTransactionTooLarge, "transaction size %d exceeds the limit of %d", t.a.size, t.sizeLimit))
 	}
 	if len(t.a.muts) == 0 && len(t.a.wconf) == 0 {
+		// Read-only: commits even on a failed DB, whose reads still work.
 		t.a.committed, t.a.version = true, -1
 		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp"))
 		return nil
+	}
+	if ferr := t.db.fail.get(); ferr != nil {
+		return t.failStamp(failedCommitError(ferr))
+	}
+	if t.db.opts.ReadOnly {
+		return t.failStamp(fmt.Errorf("embedded: commit: %w", ErrReadOnly))
 	}
 	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, size: t.a.size, done: make(chan struct{})}
 	if len(t.a.reads) > 0 && !t.a.hasRV {
