@@ -4,13 +4,32 @@
 //
 // # Opening a store
 //
-// Open takes a URI: "mem:" (in memory), "file:DIR" or a plain directory
-// path (embedded, durable; "file:" alone is DefaultDir()), or "fdb:" /
-// "fdb:CLUSTER_FILE" (a real cluster, in a build with -tags fdb). The store
-// starts a janitor (package cleanup) that keeps transaction markers and
-// expired keyed records bounded; Close stops it and closes the database.
+// Open takes a URI: "mem:" (in memory), "file:DIR" (embedded, durable;
+// RFC 8089's file:/abs, file:///abs and file://localhost/abs, plus
+// file:rel/dir; "file:" alone is DefaultDir()) or a plain directory path
+// (taken as is, without query parameters), or "fdb:" / "fdb:CLUSTER_FILE"
+// (a real cluster, in a build with -tags fdb). The store starts a janitor
+// (package cleanup) that keeps transaction markers and expired keyed
+// records bounded; Close stops it and closes the database.
 // Options.WrapDatabase interposes a wrapper, such as kv/faulty's fault
 // injector, between the store and its database.
+//
+// Query parameters set options, overriding the Options field they name;
+// an unknown one is refused with the list of those the scheme accepts:
+//
+//	| parameter        | schemes        | values                    | sets
+//	| sync             | file           | true (default), false     | Embedded.NoSync = !sync (false: UNSAFE, a machine crash can lose acknowledged commits)
+//	| readonly         | file           | false (default), true     | Embedded.ReadOnly: read an existing database, refuse commits that write
+//	| create           | file           | true (default), false     | Embedded.MustExist = !create: fail instead of creating a database
+//	| janitor          | mem, file, fdb | true (default), false     | NoJanitor = !janitor
+//	| janitor_interval | mem, file, fdb | a duration (default 10s)  | JanitorInterval
+//	| min_age          | mem, file, fdb | a duration (default 10m)  | MinAge
+//	| prefix           | mem, file, fdb | percent-encoded bytes     | Prefix (default "\xfdidemkv/", i.e. %FDidemkv%2F)
+//	| cluster_file     | fdb            | a path                    | the cluster file (or give it as the URI's path)
+//	| api_version      | fdb            | 620 to 730 (default 730)  | FDB.APIVersion
+//
+// For example "file:///var/lib/app/db?janitor=false" or
+// "fdb:?cluster_file=/etc/foundationdb/fdb.cluster&api_version=710".
 //
 // # Exactly-once transactions
 //

@@ -7,10 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -209,16 +206,25 @@ type Store struct {
 // Open opens the store that uri names:
 //
 //   - "mem:" — the embedded engine in memory, lost on Close;
-//   - "file:/abs/dir", "file:rel/dir", "file:///abs/dir" or a plain path —
-//     the embedded engine, durable in that directory (created if needed);
-//     "file:" alone means DefaultDir();
+//   - "file:/abs/dir", "file:///abs/dir", "file://localhost/abs/dir"
+//     (RFC 8089), "file:rel/dir" or a plain path — the embedded engine,
+//     durable in that directory (created if needed); "file:" alone means
+//     DefaultDir();
 //   - "fdb:" (the default cluster file) or "fdb:/etc/foundationdb/fdb.cluster"
 //     — a FoundationDB cluster via kv/fdbkv; without -tags fdb this fails
 //     with fdbkv.ErrNoFoundationDB, which says what to install.
 //
-// Any other scheme fails with ErrUnknownScheme. Unless opts.NoJanitor is
+// Query parameters set options: "file:/var/lib/app?sync=false&janitor=false".
+// The package doc's "Opening a store" lists them all; a parameter overrides
+// the Options field it names. Any other scheme fails with ErrUnknownScheme;
+// an unknown parameter, a bad value or a file URI naming another host with
+// ErrInvalidURI, listing what is accepted. Unless opts.NoJanitor is
 // set, Open starts a janitor that sweeps in the background until Close.
 func Open(ctx context.Context, uri string, opts *Options) (*Store, error) {
+	where, opts, err := parseURI(uri, opts) // uri.go
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := opts.config()
 	if err != nil {
 		return nil, err
@@ -226,7 +232,7 @@ func Open(ctx context.Context, uri string, opts *Options) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("idemkv: open %q: %w", uri, err)
 	}
-	base, err := openURI(uri, &cfg)
+	base, err := where.open(uri, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -261,72 +267,6 @@ func newStore(cfg config, base kv.Database) (*Store, error) {
 		}
 	}
 	return s, nil
-}
-
-// openURI opens the database uri names.
-func openURI(uri string, cfg *config) (kv.Database, error) {
-	scheme, rest, ok := splitScheme(uri)
-	switch {
-	case uri == "":
-		return nil, fmt.Errorf("%w: the URI is empty; use \"mem:\", \"file:DIR\" (or a plain directory path) or \"fdb:[CLUSTER_FILE]\"", ErrUnknownScheme)
-	case !ok:
-		// A plain path: the durable embedded engine.
-		return openDir(uri, cfg)
-	}
-	switch scheme {
-	case "mem":
-		if rest != "" {
-			return nil, fmt.Errorf("idemkv: open %q: \"mem:\" takes nothing after the colon", uri)
-		}
-		db, err := embedded.OpenMem(cfg.embedded)
-		if err != nil {
-			return nil, fmt.Errorf("idemkv: open %q: %w", uri, err)
-		}
-		return db, nil
-	case "file":
-		dir := strings.TrimPrefix(rest, "//")
-		if dir == "" {
-			dir = DefaultDir()
-		}
-		return openDir(dir, cfg)
-	case "fdb":
-		db, err := fdbkv.Open(strings.TrimPrefix(rest, "//"), cfg.fdb)
-		if err != nil {
-			return nil, fmt.Errorf("idemkv: open %q: %w", uri, err)
-		}
-		return db, nil
-	}
-	return nil, fmt.Errorf("%w %q in %q; use \"mem:\", \"file:DIR\" (or a plain directory path) or \"fdb:[CLUSTER_FILE]\"", ErrUnknownScheme, scheme+":", uri)
-}
-
-// DefaultDir is the directory "file:" opens: idemkv under the system's
-// temporary directory, for examples and experiments. One process at a time
-// may hold it. Give a directory of your own for data that matters.
-func DefaultDir() string { return filepath.Join(os.TempDir(), "idemkv") }
-
-func openDir(dir string, cfg *config) (kv.Database, error) {
-	db, err := embedded.Open(dir, cfg.embedded)
-	if err != nil {
-		return nil, fmt.Errorf("idemkv: open %q: %w", dir, err)
-	}
-	return db, nil
-}
-
-// splitScheme splits "scheme:rest". A URI scheme is a letter followed by
-// letters, digits, '+', '-' or '.'; anything else (a path such as "./a:b"
-// or "/tmp/x") has none.
-func splitScheme(uri string) (scheme, rest string, ok bool) {
-	i := strings.IndexByte(uri, ':')
-	if i < 1 {
-		return "", "", false
-	}
-	for j, c := range uri[:i] {
-		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-		if !letter && (j == 0 || !(c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
-			return "", "", false
-		}
-	}
-	return strings.ToLower(uri[:i]), uri[i+1:], true
 }
 
 // Close stops the janitor and closes the database (the wrapper from
