@@ -538,6 +538,11 @@ func (g *guarded) OnError(error) error { return g.refuse("OnError") }
 // and the marker's conflict range.
 func (g *guarded) Reset() { _ = g.refuse("Reset") }
 
+// Unwrap returns the attempt's transaction, for adapters that reach the
+// backend's own transaction through wrappers (fdbkv.Unwrap, which
+// fdbkv.Transact uses to hand fn the bindings' fdb.Transaction).
+func (g *guarded) Unwrap() kv.Transaction { return g.Transaction }
+
 // ctxError is the FoundationDB error a transaction reports once ctx ended.
 func ctxError(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
