@@ -22,8 +22,8 @@ race:
 FDBC_CGO_CFLAGS := -O2 -g -I$(CURDIR)/kv/fdbc/include
 
 race-fdb:
-	CGO_CFLAGS="$(FDBC_CGO_CFLAGS)" $(GO) test -race -count=1 -timeout 10m -tags fdb,fdbc ./kv/fdbc/
-	CGO_CFLAGS="$(FDBC_CGO_CFLAGS)" $(GO) test -race -count=1 -timeout 10m -tags fdb,fdbc -run 'OnShim' ./kv/fdbkv/ ./txn/ ./idemkv/
+	CGO_CFLAGS="$(FDBC_CGO_CFLAGS)" $(GO) test -race -count=1 -timeout 10m -tags fdb,fdbc ./kv/fdbc/ ./kv/fdbkv/
+	CGO_CFLAGS="$(FDBC_CGO_CFLAGS)" $(GO) test -race -count=1 -timeout 10m -tags fdb,fdbc -run 'OnShim' ./txn/ ./idemkv/
 
 vet:
 	$(GO) vet ./...

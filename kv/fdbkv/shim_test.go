@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -26,6 +27,28 @@ import (
 )
 
 var shimStores atomic.Int64
+
+// TestMain points FDB_CLUSTER_FILE, when unset, at a cluster file of the
+// shim, so that the tests written for a real cluster (fdb_test.go,
+// torture_test.go) run here too, on one shared in-memory store as they
+// would on one shared cluster.
+func TestMain(m *testing.M) {
+	if os.Getenv(ClusterFileEnv) == "" {
+		dir, err := os.MkdirTemp("", "fdbkv-shim")
+		if err != nil {
+			panic(err)
+		}
+		path := filepath.Join(dir, "fdb.cluster")
+		if err := os.WriteFile(path, []byte("shim:shared@127.0.0.1:4500\n"), 0o644); err != nil {
+			panic(err)
+		}
+		os.Setenv(ClusterFileEnv, path)
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 // shimClusterFile writes a cluster file whose connection string names a
 // fresh in-memory store of the shim.
@@ -105,5 +128,44 @@ func TestVersionstampAfterCommitOnShim(t *testing.T) {
 	}
 	if _, err := tr.GetVersionstamp().Get(); !errors.Is(err, kv.NewError(kv.CodeNoCommitVersion)) {
 		t.Fatalf("read-only GetVersionstamp = %v, want no_commit_version (2021)", err)
+	}
+}
+
+// fdbkv.Transact is the exactly-once drop-in for fdb.Database.Transact on a
+// database opened with the bindings alone; fn uses the bindings' own API.
+func TestTransactDropInOnShim(t *testing.T) {
+	path := shimClusterFile(t)
+	if err := fdb.APIVersion(DefaultAPIVersion); err != nil {
+		t.Fatal(err)
+	}
+	db, err := fdb.OpenDatabase(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	counter := fdb.Key("dropin/counter")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				_, err := Transact(context.Background(), db, func(tr fdb.Transaction) (struct{}, error) {
+					tr.Add(counter, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+					return struct{}{}, nil
+				}, nil)
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	v, err := db.ReadTransact(func(rt fdb.ReadTransaction) (any, error) { return rt.Get(counter).Get() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := v.([]byte); len(b) != 8 || b[0] != 100 {
+		t.Fatalf("counter bytes %x, want 100 little-endian", b)
 	}
 }

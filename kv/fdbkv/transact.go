@@ -20,6 +20,10 @@ import (
 // and cluster_version_changed without applying fn's writes twice. The
 // result is typed instead of interface{}.
 //
+// fn must not commit, reset or retry (OnError) the fdb.Transaction it is
+// given: Transact does, and a commit it does not see may be applied twice.
+// The bindings' type cannot refuse those calls as txn's kv.Transaction does.
+//
 // fn may run more than once and must have no effects outside the
 // transaction. Errors are txn's: *kv.Error for FoundationDB failures,
 // txn's *UnknownResultError for a timeout (resolve it with txn.Resolve).
