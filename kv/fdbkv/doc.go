@@ -14,6 +14,8 @@
 //
 //	go test -tags fdb ./...
 //
+// or with kv/fdbc, the in-process shim, standing in for both (see below).
+//
 // Without the tag, the package still builds: Open returns ErrNoFoundationDB,
 // which says what to install. The parts that need no cgo — the error-code
 // mapping, option validation and conversion, API-version selection and the
@@ -21,6 +23,32 @@
 // (untagged) type-checks the tagged adapter and its tagged tests against the
 // bindings' source from the module cache with go/types, so a wrong call into
 // the bindings fails CI on machines that could never link it.
+//
+// # The API that needs the bindings
+//
+// Besides what go doc shows in any build, the fdb build declares the
+// functions that take or return the bindings' types (docapi_test.go keeps
+// this list equal to the declarations):
+//
+//	func Transact[T any](ctx context.Context, db fdb.Database, fn func(fdb.Transaction) (T, error), opts *txn.Options) (T, error)
+//	func Unwrap(tr kv.Transaction) (fdb.Transaction, bool)
+//	func Wrap(db fdb.Database) *DB
+//
+// Wrap adapts an fdb.Database opened by other code (the caller keeps
+// ownership); Unwrap gives a transaction function the fdb.Transaction
+// behind a transaction of this package, following wrappers with an
+// Unwrap() kv.Transaction method; Transact is the exactly-once
+// replacement for fdb.Database.Transact (its full documentation is in
+// transact.go). In the fdb build Open connects to the cluster instead of
+// failing.
+//
+// # Without a cluster: the in-process shim
+//
+// Package kv/fdbc implements FoundationDB's C API over the embedded engine.
+// With a blank import of it and its include path in CGO_CFLAGS, the fdb
+// build of this package — and any other code on the bindings — runs
+// in-process, with no libfdb_c and no cluster; CI runs this package's
+// tests that way (build tags fdb and fdbc). See docs/foundationdb.md.
 //
 // # API version and cluster file
 //
