@@ -87,6 +87,40 @@
 //   - API versions 610 to 730 are accepted; others fail with
 //     api_version_not_supported (2203).
 //
+// # Function by function
+//
+// Faithful (FoundationDB's contract, on kv/embedded):
+//
+//	fdb_get_error  fdb_error_predicate  fdb_select_api_version_impl  fdb_get_max_api_version
+//	fdb_setup_network  fdb_run_network  fdb_stop_network
+//	fdb_future_cancel  fdb_future_release_memory  fdb_future_destroy  fdb_future_block_until_ready
+//	fdb_future_is_ready  fdb_future_set_callback  fdb_future_get_error  fdb_future_get_int64
+//	fdb_future_get_key  fdb_future_get_value  fdb_future_get_keyvalue_array
+//	fdb_future_get_key_array  fdb_future_get_string_array
+//	fdb_create_database  fdb_create_database_from_connection_string (the convention above)
+//	fdb_database_destroy  fdb_database_set_option  fdb_database_create_transaction
+//	fdb_transaction_destroy  fdb_transaction_cancel  fdb_transaction_reset
+//	fdb_transaction_set_option  fdb_transaction_set_read_version  fdb_transaction_get_read_version
+//	fdb_transaction_get  fdb_transaction_get_key  fdb_transaction_get_range
+//	fdb_transaction_set  fdb_transaction_atomic_op  fdb_transaction_clear  fdb_transaction_clear_range
+//	fdb_transaction_add_conflict_range  fdb_transaction_watch  fdb_transaction_commit
+//	fdb_transaction_get_committed_version  fdb_transaction_get_approximate_size
+//	fdb_transaction_get_versionstamp  fdb_transaction_on_error
+//	fdb_transaction_get_estimated_range_size_bytes (exact: sums the range; FoundationDB samples)
+//	fdb_transaction_get_range_split_points (splits every chunk_size bytes of keys and values)
+//
+// Documented no-ops (there is nothing in one process for them to do):
+//
+//	fdb_network_set_option (every 7.3 network option: trace, knobs, TLS, external clients)
+//	fdb_database_reboot_worker (answers 0: no worker has the address)
+//	fdb_database_get_client_status (a healthy client with no connections)
+//	fdb_transaction_get_addresses_for_key (the one in-process "storage server", 127.0.0.1:4500)
+//
+// Refused with FoundationDB's error:
+//
+//	fdb_database_open_tenant  fdb_tenant_create_transaction  fdb_tenant_destroy
+//	(tenants_disabled, 2136: no tenant mode)
+//
 // # Bad input
 //
 // Handles are keys into a table, not pointers: a NULL, stale or foreign
