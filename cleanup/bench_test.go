@@ -22,7 +22,7 @@ func BenchmarkSweep(b *testing.B) {
 	for _, n := range []int{0, 1_000, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("markers=%d", n), func(b *testing.B) {
 			db, clk := openClocked(b)
-			j := newJanitor(b, db, &cleanup.Options{MinAge: minAge})
+			j := newJanitor(b, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
 			ctx := context.Background()
 			val := []byte{1, 0, 0, 0, 1}
 			for range b.N {

@@ -34,9 +34,25 @@
 // range clear over the markers, which removes the sentinel too and which
 // txn also reports as "outcome lost" rather than running a function again.
 //
-// Versions, not wall clocks: ages are measured in database versions (about
-// 1,000,000 a second), the cluster's clock, so no client's clock skew can
-// make a janitor remove a marker early.
+// # Versions and wall clocks
+//
+// Ages are measured in database versions (about 1,000,000 a second), the
+// cluster's clock, so no client's clock skew can make a janitor remove a
+// marker early. But FoundationDB's versions jump: every recovery advances
+// them by about 100 seconds' worth at once (MAX_VERSIONS_IN_FLIGHT), a
+// forced recovery by far more. So each sweep also records a clock sample
+// under the prefix — its read version beside its wall-clock time, as
+// FoundationDB's own idempotency cleaner stores time beside versions — and
+// removes a marker only when both clocks say it is MinAge old: its version
+// is below the read version minus MinAge, and below a sampled version that
+// was current at least MinAge ago by the janitor's clock. A version jump
+// alone, or a skewed clock alone, cannot shorten MinAge; only both at once
+// can, by the smaller of the two errors. What that costs: a marker lives up
+// to MinAge plus one sweep interval, and the first sweep of a database
+// without samples (a new one, or one whose marker prefix was cleared) uses
+// versions alone — from MinAge after that sweep on, both bounds hold.
+// Samples are read as snapshots and written blind, so concurrent sweeps
+// still never conflict; those older than the one in use are pruned.
 //
 // # Many janitors
 //

@@ -3,8 +3,10 @@ package cleanup
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -83,9 +85,15 @@ type Stats struct {
 
 // StepResult is what one sweep did.
 type StepResult struct {
-	// ReadVersion is the version the sweep read at; Cutoff is ReadVersion
-	// minus the minimum age: every automatic marker below it was removed.
-	ReadVersion, Cutoff int64
+	// ReadVersion is the version the sweep read at. Cutoff is the version
+	// below which every automatic marker was removed: the lower of
+	// VersionCutoff, ReadVersion minus the minimum age in versions, and
+	// ClockCutoff, the newest version that a clock sample shows was current
+	// at least the minimum age ago by the janitor's wall clock (-1 when no
+	// sample is that old; then nothing is removed, unless the database has
+	// no samples at all, see the package doc).
+	ReadVersion, Cutoff        int64
+	VersionCutoff, ClockCutoff int64
 	// KeyedRemoved is the number of keyed markers removed; KeyedMore reports
 	// that due entries remain for the next sweep.
 	KeyedRemoved int
@@ -166,9 +174,12 @@ func (j *Janitor) step(ctx context.Context) (StepResult, error) {
 		if err != nil {
 			return err
 		}
-		res.ReadVersion, res.Cutoff = rv, max(rv-j.cfg.minAge, 0)
+		now := j.cfg.clock()
+		if err := j.cutoff(tr, rv, now, &res); err != nil {
+			return err
+		}
 		if res.Cutoff == 0 {
-			return nil // the database is younger than the minimum age
+			return tr.Commit().Err() // nothing old enough; the sample, if any
 		}
 		// Every shard, whatever Shards the transactions use: the shard is
 		// part of each ID, and callers may change Shards at any time. A
@@ -207,6 +218,47 @@ func (j *Janitor) step(ctx context.Context) (StepResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// cutoff computes res's cut-offs at read version rv and wall time now,
+// from the clock samples (snapshot reads, so janitors never conflict), and
+// records a sample (rv, now). Samples below the one that sets the clock
+// cut-off are pruned: it stays, to set the next sweep's. So a marker lives
+// at most MinAge plus the time between two sweeps by the wall clock, and
+// the samples alive are about MinAge / Interval per janitor.
+func (j *Janitor) cutoff(tr kv.Transaction, rv int64, now time.Time, res *StepResult) error {
+	samples, err := tr.Snapshot().GetRange(txn.ClockSampleRange(j.cfg.prefix, math.MaxInt64), kv.RangeOptions{}).Get()
+	if err != nil {
+		return err
+	}
+	res.ReadVersion = rv
+	res.VersionCutoff = max(rv-j.cfg.minAge, 0)
+	res.ClockCutoff = -1
+	old := now.Add(-j.cfg.minAgeDur).UnixNano()
+	for _, e := range samples {
+		if len(e.Key) < 8 || len(e.Value) != 8 {
+			return fmt.Errorf("clock sample %q = %x is not 8-byte version and time", e.Key, e.Value)
+		}
+		v := int64(binary.BigEndian.Uint64(e.Key[len(e.Key)-8:]))
+		t := int64(binary.BigEndian.Uint64(e.Value))
+		if t <= old && v > res.ClockCutoff {
+			res.ClockCutoff = v
+		}
+	}
+	switch {
+	case len(samples) == 0:
+		// A database without samples (new, or its marker prefix cleared):
+		// versions alone, as before samples existed. This first sweep
+		// writes one, and from MinAge on, the clock bound holds.
+		res.Cutoff = res.VersionCutoff
+	case res.ClockCutoff < 0:
+		res.Cutoff = 0
+	default:
+		res.Cutoff = min(res.VersionCutoff, res.ClockCutoff)
+		tr.ClearRange(txn.ClockSampleRange(j.cfg.prefix, res.ClockCutoff))
+	}
+	tr.Set(txn.ClockSampleKey(j.cfg.prefix, rv), binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())))
+	return nil
 }
 
 // sweepKeyed removes due entries of one age index, a batch per transaction,

@@ -49,10 +49,11 @@ func neverTooEarly(t *testing.T, seed uint64) {
 	db, clk := openClocked(t)
 	ctx := context.Background()
 	janitors := []*cleanup.Janitor{
-		newJanitor(t, db, &cleanup.Options{MinAge: minAge}),
-		newJanitor(t, db, &cleanup.Options{MinAge: minAge}),
+		newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge}),
+		newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge}),
 	}
 	var ids []txn.ID
+	born := map[txn.ID]time.Time{}
 	var cutoff int64
 	for round := range 60 {
 		clk.Advance(time.Duration(rng.Int64N(int64(3 * time.Second))))
@@ -63,6 +64,7 @@ func neverTooEarly(t *testing.T, seed uint64) {
 				t.Fatal(err)
 			}
 			ids = append(ids, id)
+			born[id] = clk.Now()
 		}
 		if rng.IntN(3) > 0 {
 			continue
@@ -71,12 +73,18 @@ func neverTooEarly(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if want := max(res.ReadVersion-int64(minAge/time.Microsecond), 0); res.Cutoff != want {
-			t.Fatalf("cutoff %d, want read version %d minus the minimum age = %d", res.Cutoff, res.ReadVersion, want)
+		// The cut-off is the lower of the version bound and the clock
+		// samples' bound (issue 11 item 9: a version jump must not eat
+		// into the minimum age), so it is at most the version bound.
+		if want := max(res.ReadVersion-int64(minAge/time.Microsecond), 0); res.VersionCutoff != want || res.Cutoff > want {
+			t.Fatalf("cutoff %d, version cutoff %d; want the version cutoff read version %d minus the minimum age = %d, and the cutoff no later", res.Cutoff, res.VersionCutoff, res.ReadVersion, want)
 		}
 		cutoff = max(cutoff, res.Cutoff)
 		alive := markers(t, db)
 		for _, id := range ids {
+			if !alive[id] && clk.Now().Sub(born[id]) < minAge {
+				t.Fatalf("round %d: marker %v removed %v after its call, under the minimum age %v", round, id, clk.Now().Sub(born[id]), minAge)
+			}
 			if old := id.Version < cutoff; alive[id] == old {
 				t.Fatalf("round %d: marker %v (version %d, cutoff %d, read version %d): alive=%v", round, id, id.Version, cutoff, res.ReadVersion, alive[id])
 			}
@@ -97,7 +105,7 @@ func TestMarkersBounded(t *testing.T) {
 		tick     = 100 * time.Millisecond
 	)
 	db, clk := openClocked(t)
-	j := newJanitor(t, db, &cleanup.Options{MinAge: minAge, Interval: interval})
+	j := newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge, Interval: interval})
 	ctx := context.Background()
 	bound := int(rate*(minAge+interval).Seconds()) + rate // one tick's worth of slack per side
 	peak := 0
@@ -130,7 +138,7 @@ func TestMarkersBounded(t *testing.T) {
 // commit into "outcome lost", never into a second run.
 func TestPrematureCleanupIsOutcomeLost(t *testing.T) {
 	inner, clk := openClocked(t)
-	j := newJanitor(t, inner, &cleanup.Options{MinAge: minAge})
+	j := newJanitor(t, inner, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
 	ctx := context.Background()
 	db := &hookDB{Database: inner, before: func(n int) error {
 		if n != 1 {
@@ -184,7 +192,7 @@ func concurrentJanitors(t *testing.T, seed uint64) {
 	var jwg sync.WaitGroup
 	var janitors []*cleanup.Janitor
 	for range 3 {
-		j := newJanitor(t, inner, &cleanup.Options{MinAge: minAge})
+		j := newJanitor(t, inner, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
 		janitors = append(janitors, j)
 		jwg.Add(1)
 		go func() {
@@ -285,7 +293,7 @@ func TestKeyedIndex(t *testing.T) {
 		tr.Set(idx.IndexKey(rv+3_600_000_000, []byte("07")), []byte("t2"))
 		return struct{}{}, nil
 	})
-	j := newJanitor(t, db, &cleanup.Options{MinAge: minAge, BatchSize: 3, Keyed: []cleanup.KeyedIndex{idx}})
+	j := newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge, BatchSize: 3, Keyed: []cleanup.KeyedIndex{idx}})
 	res, err := j.Step(ctx)
 	if err != nil || res.KeyedRemoved != 0 {
 		t.Fatalf("before the due version: %+v, %v; want nothing removed", res, err)
@@ -423,4 +431,66 @@ func TestStartClose(t *testing.T) {
 		t.Fatalf("Start after Close = %v", err)
 	}
 	j.Close() // twice is fine
+}
+
+// A version jump — a FoundationDB recovery advances versions by 100 s at
+// once, a forced one by far more — must not eat into the minimum age: the
+// janitor removes a marker only when the clock samples it keeps beside the
+// versions show it old by the wall clock too (issue 11, item 9). A call in
+// progress across the jump keeps its answer.
+func TestVersionJumpKeepsMinAge(t *testing.T) {
+	inner, clk := openClocked(t)
+	clk.Advance(minAge) // the database is old enough to sweep
+	j := newJanitor(t, inner, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
+	ctx := context.Background()
+	if _, err := j.Step(ctx); err != nil { // the first clock sample
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	var earlier txn.ID
+	if _, err := txn.Transact(ctx, inner, incr([]byte("c")), &txn.Options{Observe: func(s txn.Stats) { earlier = s.ID }}); err != nil {
+		t.Fatal(err)
+	}
+	jump := func() {
+		// A forced recovery: ten minimum ages of versions at once, one
+		// second of wall time.
+		if err := inner.AdvanceVersion(10 * int64(minAge/time.Microsecond)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+		res, err := j.Step(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("sweep after the jump: %+v", res)
+	}
+	db := &hookDB{Database: inner, before: func(n int) error {
+		if n == 1 {
+			jump() // between the call's ambiguous attempt and its retry
+			return kv.NewError(kv.CodeCommitUnknownResult)
+		}
+		return nil
+	}}
+	runs := 0
+	_, err := txn.Transact(ctx, db, func(tr kv.Transaction) (struct{}, error) {
+		runs++
+		return incr([]byte("c"))(tr)
+	}, &txn.Options{MaxRetryDelay: time.Millisecond})
+	if err != nil || runs != 2 {
+		t.Fatalf("call across a version jump: %v after %d runs; want success after 2 (the first attempt did not land)", err, runs)
+	}
+	if !markers(t, inner)[earlier] {
+		t.Fatalf("marker %v, two seconds old by the wall clock, was removed after a version jump", earlier)
+	}
+	// The minimum age by the wall clock too: now it goes.
+	clk.Advance(minAge)
+	if _, err := j.Step(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if markers(t, inner)[earlier] {
+		t.Fatalf("marker %v outlived the minimum age by both clocks", earlier)
+	}
+	if n := readCount(t, inner, []byte("c")); n != 2 {
+		t.Fatalf("counter = %d, want 2", n)
+	}
 }

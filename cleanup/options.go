@@ -51,9 +51,11 @@ type Options struct {
 	//
 	// Deprecated: every shard is swept; leave it zero.
 	Shards int
-	// MinAge is how old a marker must be, measured in database versions
-	// (kv.VersionsPerSecond a second of this duration), before it may be
-	// removed. Calls and the Resolve of their IDs must finish within it.
+	// MinAge is how old a marker must be before it may be removed: both in
+	// database versions (kv.VersionsPerSecond a second of this duration)
+	// and in wall-clock time, by the clock samples janitors keep beside the
+	// versions, so that a version jump (a FoundationDB recovery advances
+	// versions by about 100 seconds' worth at once) does not eat into it. Calls and the Resolve of their IDs must finish within it.
 	// Default DefaultMinAge; at least MinMinAge.
 	MinAge time.Duration
 	// Interval is the time between sweeps of Run and Start. Default
@@ -63,6 +65,10 @@ type Options struct {
 	// BatchSize is how many keyed entries one transaction removes. Default
 	// DefaultBatchSize; 1 to MaxBatchSize.
 	BatchSize int
+	// Clock is the janitor's wall clock, for the clock samples that guard
+	// MinAge against version jumps (see the package doc). Default time.Now;
+	// tests that step an engine's clock pass the same clock here.
+	Clock func() time.Time
 	// Keyed lists the age indexes of keyed markers to sweep (package idemkv
 	// supplies its own).
 	Keyed []KeyedIndex
@@ -105,6 +111,8 @@ type config struct {
 	batchSize int
 	keyed     []KeyedIndex
 	onStep    func(StepResult, error)
+	clock     func() time.Time
+	minAgeDur time.Duration
 }
 
 func (o *Options) config() (config, error) {
@@ -126,6 +134,9 @@ func (o *Options) config() (config, error) {
 	}
 	if opts.BatchSize == 0 {
 		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	switch {
 	case len(opts.Prefix) == 0:
@@ -158,5 +169,7 @@ func (o *Options) config() (config, error) {
 		batchSize: opts.BatchSize,
 		keyed:     append([]KeyedIndex(nil), opts.Keyed...),
 		onStep:    opts.OnStep,
+		clock:     opts.Clock,
+		minAgeDur: opts.MinAge,
 	}, nil
 }

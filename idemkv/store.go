@@ -59,8 +59,11 @@ type Options struct {
 
 	// MinAge and JanitorInterval configure the janitor (package cleanup)
 	// that Open starts and Close stops: how old a transaction marker must be
-	// before it is removed (default 10 minutes, at least
-	// cleanup.MinMinAge), and the time between sweeps (default 10 s).
+	// before it is removed, in database versions and by the wall clock
+	// (default 10 minutes, at least cleanup.MinMinAge; a FoundationDB
+	// recovery's version jump does not shorten it), and the time between
+	// sweeps (default 10 s). With Embedded.Clock set, the janitor uses that
+	// clock as its wall clock too.
 	// NoJanitor leaves the janitor stopped; Store.Sweep still runs a sweep
 	// on demand. Run at least one janitor per database somewhere.
 	MinAge, JanitorInterval time.Duration
@@ -171,6 +174,9 @@ func (o *Options) config() (config, error) {
 			Prefix:   markers,
 			MinAge:   opts.MinAge,
 			Interval: opts.JanitorInterval,
+			// The janitor's wall clock is the engine's when a test or demo
+			// steps it, so that its clock samples age with the versions.
+			Clock: embeddedClock(opts.Embedded),
 		},
 		noJanitor: opts.NoJanitor,
 		wrap:      opts.WrapDatabase,
@@ -178,6 +184,14 @@ func (o *Options) config() (config, error) {
 		fdb:       opts.FDB,
 		obs:       obs,
 	}, nil
+}
+
+// embeddedClock returns the embedded engine's clock, if one was given.
+func embeddedClock(o *embedded.Options) func() time.Time {
+	if o == nil {
+		return nil
+	}
+	return o.Clock
 }
 
 // Store is an idemkv store: a database, its exactly-once transactions, its

@@ -34,6 +34,7 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	line("sentinel param", sentinelParam())
 	line("watermark key", WatermarkKey([]byte("p/")))
 	line("watermark value", EncodeWatermark(0x0102030405060708))
+	line("clock sample key", ClockSampleKey([]byte("p/"), 0x0102030405060708))
 	r := MarkerRange([]byte("p/"), 3, 0x0102030405060708)
 	line("shard 3 range begin", r.Begin)
 	line("shard 3 range end", r.End)
@@ -78,6 +79,9 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	}
 	if got, err := decodeSentinel(sval); err != nil || got != vs {
 		t.Fatalf("decodeSentinel = %v, %v", got, err)
+	}
+	if !IsProtocolKey([]byte("p/"), ClockSampleKey([]byte("p/"), 7), make([]byte, 8)) || !ClockSampleRange([]byte("p/"), 8).Contains(ClockSampleKey([]byte("p/"), 7)) || ClockSampleRange([]byte("p/"), 7).Contains(ClockSampleKey([]byte("p/"), 7)) {
+		t.Fatal("clock sample keys are not protocol keys in their range")
 	}
 	if !IsProtocolKey([]byte("p/"), SentinelKey([]byte("p/"), 3), sval) || !IsProtocolKey([]byte("p/"), MarkerKey([]byte("p/"), id), val) || IsProtocolKey([]byte("p/"), []byte("p/x"), val) {
 		t.Fatal("IsProtocolKey does not tell markers and sentinels from other keys")

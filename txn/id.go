@@ -29,6 +29,7 @@ type ID struct {
 const (
 	markerSuffixLen = 1 + 8 + 16
 	watermarkName   = "watermark"
+	clockName       = "clock/"
 	// markerFormatV1 is the first byte of the 5-byte marker values of
 	// earlier versions of this package (format, attempt): still read, with
 	// no versionstamp.
@@ -163,6 +164,8 @@ func IsProtocolKey(prefix, key, value []byte) bool {
 	switch rest := key[len(prefix):]; {
 	case bytes.Equal(key, WatermarkKey(prefix)):
 		return len(value) == 8
+	case len(rest) == 1+len(clockName)+8 && bytes.HasPrefix(rest, []byte("\xff"+clockName)):
+		return len(value) == 8
 	case len(rest) == 1 && rest[0] < MaxShards:
 		_, err := decodeSentinel(value)
 		return err == nil
@@ -179,6 +182,23 @@ func WatermarkKey(prefix []byte) []byte {
 	k := make([]byte, 0, len(prefix)+1+len(watermarkName))
 	k = append(append(k, prefix...), 0xff)
 	return append(k, watermarkName...)
+}
+
+// ClockSampleKey returns the key under which the janitor records that
+// version was the database's version at some wall-clock time (the value:
+// 8 bytes, big-endian Unix nanoseconds). Samples sort by version after
+// every shard, beside the watermark.
+func ClockSampleKey(prefix []byte, version int64) []byte {
+	k := make([]byte, 0, len(prefix)+1+len(clockName)+8)
+	k = append(append(append(k, prefix...), 0xff), clockName...)
+	return binary.BigEndian.AppendUint64(k, uint64(version))
+}
+
+// ClockSampleRange returns the range of the clock samples below version
+// (all of them for math.MaxInt64).
+func ClockSampleRange(prefix []byte, below int64) kv.Range {
+	k := ClockSampleKey(prefix, below)
+	return kv.Range{Begin: bytes.Clone(k[:len(k)-8]), End: k}
 }
 
 // EncodeWatermark encodes a watermark version for WatermarkKey: 8 bytes,
