@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/idemkv/idemkv/cleanup"
 	"github.com/idemkv/idemkv/idemkv"
+	"github.com/idemkv/idemkv/kv/embedded"
 	"github.com/idemkv/idemkv/kv/fdbkv"
 	"github.com/idemkv/idemkv/txn"
 )
@@ -37,6 +37,7 @@ type command struct {
 	nargs               int
 	run                 func(ctx context.Context, s *idemkv.Store, args []string, out *output) error
 	minAge              *time.Duration // sweep: the store's MinAge
+	writes              bool           // resolve and sweep write; the rest open the store read-only
 }
 
 func commands() []*command {
@@ -73,6 +74,7 @@ func commands() []*command {
 			flags: func(fs *flag.FlagSet) {
 				fs.BoolVar(&force, "force", false, "fence the ID even if it cannot be a call of this store")
 			},
+			writes: true,
 			run: func(ctx context.Context, s *idemkv.Store, args []string, out *output) error {
 				return cmdResolve(ctx, s, args[0], force, out)
 			}},
@@ -81,6 +83,7 @@ func commands() []*command {
 				fs.DurationVar(&minAge, "min-age", cleanup.DefaultMinAge, "remove transaction markers older than this (the store's MinAge)")
 			},
 			minAge: &minAge,
+			writes: true,
 			run: func(ctx context.Context, s *idemkv.Store, _ []string, out *output) error {
 				return cmdSweep(ctx, s, out)
 			}},
@@ -167,7 +170,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		opts.MinAge = *cmd.minAge
 	}
-	s, err := openStore(ctx, g.store, opts)
+	s, err := openStore(ctx, g.store, opts, cmd.writes)
 	if err != nil {
 		return err
 	}
@@ -187,47 +190,29 @@ func (g *globals) options() (*idemkv.Options, error) {
 	return &idemkv.Options{Prefix: []byte(prefix), Shards: g.shards, NoJanitor: true}, nil
 }
 
-// openStore opens uri, refusing to create an embedded store where none is:
-// the CLI inspects stores, it never makes one.
-func openStore(ctx context.Context, uri string, opts *idemkv.Options) (*idemkv.Store, error) {
+// openStore opens uri. An embedded store must exist (the CLI inspects
+// stores, it never makes one), and commands that only read open it
+// read-only, so that nothing can be written to it.
+func openStore(ctx context.Context, uri string, opts *idemkv.Options, writes bool) (*idemkv.Store, error) {
 	if uri == "" {
 		return nil, usageErr("no store: give -store URI (file:DIR, fdb:CLUSTER_FILE) or set IDEMKV_STORE")
 	}
-	if dir, ok := embeddedDir(uri); ok {
-		ents, err := os.ReadDir(dir)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return nil, &exitError{exitNotFound, fmt.Errorf("no store at %s: the directory does not exist (the CLI does not create stores)", dir)}
-		case err != nil:
-			return nil, fmt.Errorf("store %s: %w", dir, err)
-		case len(ents) == 0:
-			return nil, &exitError{exitNotFound, fmt.Errorf("no store at %s: the directory is empty (the CLI does not create stores)", dir)}
-		}
+	if !strings.HasPrefix(strings.ToLower(uri), "mem:") {
+		// For file: URIs and plain paths; the other schemes ignore it.
+		opts.Embedded = &embedded.Options{MustExist: true, ReadOnly: !writes}
 	}
 	s, err := idemkv.Open(ctx, uri, opts)
 	switch {
-	case errors.Is(err, idemkv.ErrUnknownScheme), errors.Is(err, idemkv.ErrInvalidOptions):
+	case errors.Is(err, embedded.ErrNotExist):
+		return nil, &exitError{exitNotFound, fmt.Errorf("no store at %q (the CLI does not create stores): %w", uri, err)}
+	case errors.Is(err, idemkv.ErrUnknownScheme), errors.Is(err, idemkv.ErrInvalidURI), errors.Is(err, idemkv.ErrInvalidOptions):
 		return nil, &exitError{exitUsage, err}
 	case errors.Is(err, fdbkv.ErrNoFoundationDB):
 		return nil, fmt.Errorf("%w (go install -tags fdb github.com/idemkv/idemkv/cmd/idemkv)", err)
+	case errors.Is(err, embedded.ErrLocked):
+		return nil, fmt.Errorf("%w: a process has the store open; an embedded store admits one process at a time (inspect it from that process, or stop it first)", err)
 	case err != nil:
 		return nil, err
 	}
 	return s, nil
-}
-
-// embeddedDir returns the directory of a "file:" URI or a plain path.
-func embeddedDir(uri string) (string, bool) {
-	if rest, ok := strings.CutPrefix(uri, "file:"); ok {
-		rest = strings.TrimPrefix(rest, "//")
-		if rest == "" {
-			return idemkv.DefaultDir(), true
-		}
-		return filepath.Clean(rest), true
-	}
-	i := strings.IndexByte(uri, ':')
-	if i > 0 && !strings.ContainsAny(uri[:i], `/\.`) {
-		return "", false // another scheme: idemkv.Open judges it
-	}
-	return filepath.Clean(uri), true
 }

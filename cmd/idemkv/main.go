@@ -36,8 +36,11 @@
 //	4  refused: resolve's ID cannot be a call of this store (rerun with -force to fence it anyway)
 //	5  resolve: the outcome is lost (the janitor removed the marker)
 //
-// Errors go to stderr, one line, naming the fix. Every command but resolve
-// and sweep only reads, and a command that fails writes nothing.
+// Errors go to stderr, one line, naming the fix. The CLI never creates a
+// store: an embedded store must exist (Options.MustExist). Every command
+// but resolve and sweep opens it read-only, and a command that fails
+// writes nothing. An embedded store admits one process at a time: inspect
+// it while its service is stopped, or use a cluster.
 package main
 
 import (

@@ -230,6 +230,7 @@ func TestEndToEnd(t *testing.T) {
 		ancient := f.committed
 		ancient.Version = 1
 		unused := txn.ID{Shard: 200, Version: f.committed.Version, Rand: uuid.New()}
+		empty := t.TempDir()
 		for _, tc := range []struct {
 			args []string
 			code int
@@ -249,8 +250,11 @@ func TestEndToEnd(t *testing.T) {
 			{[]string{store, "resolve", unused.String()}, exitRefused, "shard 200 is out of range"},
 			{[]string{store, "-shards", "0", "stats"}, exitUsage, "-shards 0"},
 			{[]string{"stats"}, exitUsage, "no store"},
-			{[]string{"-store=" + filepath.Join(t.TempDir(), "absent"), "stats"}, exitNotFound, "does not exist"},
+			{[]string{"-store=" + filepath.Join(t.TempDir(), "absent"), "stats"}, exitNotFound, "no store at"},
 			{[]string{"-store=gopher://x", "stats"}, exitUsage, "unknown"},
+			{[]string{"-store=" + empty, "keys"}, exitNotFound, "no store at"},
+			{[]string{"-store=file:" + empty, "sweep"}, exitNotFound, "no store at"},
+			{[]string{"-store=" + f.uri + "?colour=blue", "stats"}, exitUsage, "colour"},
 		} {
 			t.Setenv("IDEMKV_STORE", "")
 			code, out, errs := cli(t, tc.args...)
@@ -260,8 +264,9 @@ func TestEndToEnd(t *testing.T) {
 			assert.Empty(t, out, tc.args)
 		}
 		require.Equal(t, before, snapshot(t, f.uri), "a refused command wrote")
-		_, err := os.Stat(filepath.Join(t.TempDir(), "absent"))
-		assert.True(t, os.IsNotExist(err), "the CLI created a store")
+		ents, err := os.ReadDir(empty)
+		require.NoError(t, err)
+		assert.Empty(t, ents, "the CLI created a store in an empty directory")
 	})
 
 	t.Run("resolve", func(t *testing.T) {
