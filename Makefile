@@ -52,7 +52,8 @@ bench-report:
 	$(GO) run ./bench -duration 5s -out bench/results
 
 # Long seeded runs, outside CI: more torture seeds, more serializability
-# histories, more crash kills, more janitor seeds and a longer space soak.
+# histories, more crash kills (the engine's and the payments service's), more
+# janitor seeds and a longer space soak.
 # Any failure prints its seed and the one-line command that replays it.
 STRESS_SEEDS ?= 100000
 stress:
@@ -61,6 +62,7 @@ stress:
 	$(GO) test -count=1 -timeout 1h -run 'TestCrash' ./kv/embedded -crash.kills=500
 	$(GO) test -count=1 -timeout 1h ./cleanup -cleanup.seeds=2000 -cleanup.soak=30m
 	$(GO) test -race -count=20 -timeout 1h ./kv/faulty
+	$(GO) test -count=1 -timeout 1h -run 'TestCrashPayments' ./examples/httpapi -crash.kills=500
 
 example:
 	$(GO) run ./examples/counter

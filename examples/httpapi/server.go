@@ -7,16 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/idemkv/idemkv/idemkv"
+	"github.com/idemkv/idemkv/idemkv/idemhttp"
 	"github.com/idemkv/idemkv/kv"
 )
 
@@ -31,12 +32,6 @@ type payment struct {
 
 // maxBody bounds a request body; a payment is a few dozen bytes.
 const maxBody = 4 << 10
-
-// stored is what idemkv.Do keeps for a key: the response to replay.
-type stored struct {
-	Status int             `json:"status"`
-	Body   json.RawMessage `json:"body"`
-}
 
 // ledgerEntry is one payment made: the service's books. It lives under a
 // versionstamped key, so a payment made twice shows up twice.
@@ -89,9 +84,14 @@ func startServer(store *idemkv.Store, seed uint64) (*server, error) {
 	s := &server{store: store, addr: ln.Addr().String(), done: make(chan error, 1)}
 	s.mu.rng = rand.New(rand.NewPCG(seed, 0x5e4))
 	s.mu.holds = map[string]hold{}
+	idem, err := idemhttp.New(store, &idemhttp.Options{Required: true, Fingerprint: fingerprint, MaxBodyBytes: maxBody})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /payments", s.payments)
-	mux.HandleFunc("POST /unsafe/payments", s.unsafePayments)
+	mux.Handle("POST /payments", validate(idem.Transact(http.HandlerFunc(s.payments))))
+	mux.Handle("POST /unsafe/payments", validate(http.HandlerFunc(s.unsafePayments)))
 	s.http = &http.Server{Handler: s.dropper(mux), ReadHeaderTimeout: 5 * time.Second}
 	go func() { s.done <- s.http.Serve(ln) }()
 	return s, nil
@@ -202,7 +202,8 @@ func (r *recorder) Write(b []byte) (int, error) {
 // connection itself.
 var _ http.ResponseWriter = (*recorder)(nil)
 
-// problem writes an RFC 9457 problem details response.
+// problem writes an RFC 9457 problem details response (for the service's
+// own validation; idemhttp writes its own).
 func problem(w http.ResponseWriter, status int, title, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
@@ -216,156 +217,125 @@ func problem(w http.ResponseWriter, status int, title, detail string) {
 	})
 }
 
-// idempotencyKey parses the header: a Structured Field String (RFC 8941:
-// double quotes, with \" and \\ the only escapes); a bare token is accepted
-// too, as many clients send one. ok is false when the header is absent.
-func idempotencyKey(r *http.Request) (key string, ok bool, err error) {
-	vals := r.Header.Values("Idempotency-Key")
-	if len(vals) == 0 {
-		return "", false, nil
-	}
-	if len(vals) > 1 {
-		return "", true, errors.New("more than one Idempotency-Key header")
-	}
-	v := strings.TrimSpace(vals[0])
-	if len(v) < 2 || v[0] != '"' {
-		return v, true, nil
-	}
-	if v[len(v)-1] != '"' {
-		return "", true, errors.New("Idempotency-Key is not a valid structured-field string: no closing quote")
-	}
-	var b strings.Builder
-	inner := v[1 : len(v)-1]
-	for i := 0; i < len(inner); i++ {
-		c := inner[i]
-		switch {
-		case c == '\\':
-			if i+1 == len(inner) || (inner[i+1] != '"' && inner[i+1] != '\\') {
-				return "", true, errors.New(`Idempotency-Key is not a valid structured-field string: only \" and \\ may be escaped`)
-			}
-			i++
-			b.WriteByte(inner[i])
-		case c == '"':
-			return "", true, errors.New("Idempotency-Key is not a valid structured-field string: unescaped quote")
-		case c < 0x20 || c > 0x7e:
-			return "", true, errors.New("Idempotency-Key is not a valid structured-field string: only printable ASCII is allowed")
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), true, nil
-}
-
-// readPayment decodes and validates the body; the canonical re-encoding
-// is what the fingerprint covers, so spacing and field order do not matter.
-func readPayment(w http.ResponseWriter, r *http.Request) (payment, []byte, bool) {
+// decodePayment decodes and validates a payment body.
+func decodePayment(body []byte) (payment, error) {
 	var p payment
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		problem(w, http.StatusBadRequest, "Invalid payment", fmt.Sprintf("the body must be a JSON payment {\"to\": string, \"amount\": positive integer} of at most %d bytes: %v", maxBody, err))
-		return p, nil, false
+		return p, fmt.Errorf("the body must be a JSON payment {\"to\": string, \"amount\": positive integer} of at most %d bytes: %v", maxBody, err)
 	}
 	if p.To == "" || p.Amount <= 0 {
-		problem(w, http.StatusBadRequest, "Invalid payment", `"to" must be non-empty and "amount" a positive integer`)
-		return p, nil, false
+		return p, errors.New(`"to" must be non-empty and "amount" a positive integer`)
 	}
-	canon, err := json.Marshal(p)
-	if err != nil {
-		problem(w, http.StatusInternalServerError, "Internal error", err.Error())
-		return p, nil, false
-	}
-	return p, append([]byte(r.Method+" "+r.URL.Path+"\n"), canon...), true
+	return p, nil
 }
 
-// payments is POST /payments: the Idempotency-Key is required.
-func (s *server) payments(w http.ResponseWriter, r *http.Request) {
-	key, present, err := idempotencyKey(r)
-	switch {
-	case !present:
-		problem(w, http.StatusBadRequest, "Idempotency-Key is missing",
-			"this endpoint requires an Idempotency-Key header, e.g. Idempotency-Key: \"<a fresh UUID>\"")
-		return
-	case err != nil:
-		problem(w, http.StatusBadRequest, "Invalid Idempotency-Key", err.Error())
-		return
-	}
-	p, fingerprint, ok := readPayment(w, r)
-	if !ok {
-		return
-	}
-	// The work continues if the client hangs up: a request that reached
-	// the payment should finish it and store the outcome for the retry.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
-	defer cancel()
-	ran := false
-	res, err := idemkv.Do(ctx, s.store, key, fingerprint, func(ctx context.Context) (stored, error) {
-		ran = true
-		s.waitIfHeld(key)
-		return s.pay(ctx, ledgerPrefix, key, p)
-	}, nil)
-	switch {
-	case err == nil:
-		w.Header().Set("Content-Type", "application/json")
-		if !ran {
-			w.Header().Set("Idempotent-Replayed", "true")
+// validate answers 400 for a body that is not a valid payment before the
+// idempotency middleware sees the request, so that (as Stripe does) a
+// request that fails validation stores nothing and leaves its key unused.
+func validate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err == nil {
+			_, err = decodePayment(body)
 		}
-		w.WriteHeader(res.Status)
-		w.Write(res.Body)
-	case errors.Is(err, idemkv.ErrInProgress), errors.Is(err, idemkv.ErrLeaseLost):
-		w.Header().Set("Retry-After", "1")
-		problem(w, http.StatusConflict, "A request with this Idempotency-Key is being processed",
-			"retry after the first request completes; its response will be replayed")
-	case errors.Is(err, idemkv.ErrPayloadMismatch):
-		problem(w, http.StatusUnprocessableEntity, "Idempotency-Key reused",
-			"this Idempotency-Key was used with a different request payload; use a fresh key for a new request")
-	case errors.Is(err, idemkv.ErrEmptyKey), errors.Is(err, idemkv.ErrKeyTooLong):
-		problem(w, http.StatusBadRequest, "Invalid Idempotency-Key", err.Error())
-	default:
-		// Nothing was stored: the key is free again and a retry runs anew.
-		problem(w, http.StatusServiceUnavailable, "Payment not made", err.Error())
+		if err != nil {
+			problem(w, http.StatusBadRequest, "Invalid payment", err.Error())
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// fingerprint is the method, path and canonical JSON body: the same payment
+// written with other spacing or field order is the same payload.
+func fingerprint(r *http.Request, body []byte) []byte {
+	p, err := decodePayment(body)
+	if err != nil {
+		return idemhttp.DefaultFingerprint(r, body)
 	}
+	canon, _ := json.Marshal(p)
+	return idemhttp.DefaultFingerprint(r, canon)
+}
+
+// payments is POST /payments, wrapped in idemhttp's Transact: the ledger
+// entry is written in the request's keyed transaction, so it commits with
+// the stored response, exactly once per Idempotency-Key.
+func (s *server) payments(w http.ResponseWriter, r *http.Request) {
+	tr, ok := idemhttp.Tx(r.Context())
+	if !ok {
+		problem(w, http.StatusInternalServerError, "Misconfigured", "the payments handler must run under idemhttp's Transact")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "Invalid payment", err.Error())
+		return
+	}
+	p, err := decodePayment(body)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "Invalid payment", err.Error())
+		return
+	}
+	key, _ := idemhttp.Key(r.Context())
+	s.waitIfHeld(key)
+	res, err := writePayment(tr, ledgerPrefix, key, p)
+	if err != nil {
+		problem(w, http.StatusInternalServerError, "Payment not made", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Location", "/payments/"+res.id)
+	w.WriteHeader(http.StatusCreated)
+	w.Write(res.body)
 }
 
 // unsafePayments is the same payment with no idempotency at all: what a
 // client that retries through dropped responses gets without the header.
 func (s *server) unsafePayments(w http.ResponseWriter, r *http.Request) {
-	p, _, ok := readPayment(w, r)
-	if !ok {
+	body, _ := io.ReadAll(r.Body) // validate read and checked it
+	p, err := decodePayment(body)
+	if err != nil {
+		problem(w, http.StatusBadRequest, "Invalid payment", err.Error())
 		return
 	}
-	res, err := s.pay(r.Context(), unsafeLedgerPrefix, "", p)
+	res, err := idemkv.Transact(r.Context(), s.store, func(tr kv.Transaction) (made, error) {
+		return writePayment(tr, unsafeLedgerPrefix, "", p)
+	})
 	if err != nil {
 		problem(w, http.StatusServiceUnavailable, "Payment not made", err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(res.Status)
-	w.Write(res.Body)
+	w.WriteHeader(http.StatusCreated)
+	w.Write(res.body)
 }
 
-// pay makes the payment: one ledger entry appended, exactly once per call
-// (idemkv.Transact), and returns the response to send and store.
-func (s *server) pay(ctx context.Context, prefix []byte, key string, p payment) (stored, error) {
+// made is a payment written: its id and the response body.
+type made struct {
+	id   string
+	body []byte
+}
+
+// writePayment appends the payment's ledger entry in tr, under a
+// versionstamped key (so a payment made twice shows up twice), and returns
+// the response body.
+func writePayment(tr kv.Transaction, prefix []byte, key string, p payment) (made, error) {
 	e := ledgerEntry{ID: "pay_" + uuid.NewString(), Key: key, Ref: p.Ref, To: p.To, Amount: p.Amount}
 	value, err := json.Marshal(e)
 	if err != nil {
-		return stored{}, err
+		return made{}, err
 	}
-	_, err = idemkv.Transact(ctx, s.store, func(tr kv.Transaction) (struct{}, error) {
-		k := append(append([]byte{}, prefix...), make([]byte, 10)...)
-		k = binary.LittleEndian.AppendUint32(k, uint32(len(prefix)))
-		tr.Atomic(kv.SetVersionstampedKey, k, value)
-		return struct{}{}, nil
-	})
-	if err != nil {
-		return stored{}, err
-	}
+	k := append(append([]byte{}, prefix...), make([]byte, 10)...)
+	k = binary.LittleEndian.AppendUint32(k, uint32(len(prefix)))
+	tr.Atomic(kv.SetVersionstampedKey, k, value)
 	body, err := json.Marshal(map[string]any{"id": e.ID, "status": "succeeded", "to": e.To, "amount": e.Amount})
 	if err != nil {
-		return stored{}, err
+		return made{}, err
 	}
-	return stored{Status: http.StatusCreated, Body: body}, nil
+	return made{id: e.ID, body: body}, nil
 }
 
 // readLedger returns every entry under prefix.

@@ -125,7 +125,18 @@ func DefaultFingerprint(r *http.Request, body []byte) []byte {
 	return append(b, body...)
 }
 
-type txKey struct{}
+type (
+	txKey  struct{}
+	keyKey struct{}
+)
+
+// Key returns, inside a wrapped handler, the request's Idempotency-Key (as
+// parsed: without the quotes and escapes) — e.g. to record it beside the
+// effect.
+func Key(ctx context.Context) (string, bool) {
+	k, ok := ctx.Value(keyKey{}).(string)
+	return k, ok
+}
 
 // Tx returns, inside a handler wrapped with Transact, the keyed
 // transaction the request runs in: write the request's effect there and
@@ -208,7 +219,7 @@ type request struct {
 // with returns the request for one run of the handler: ctx, and a fresh
 // reader over the body read once.
 func (q *request) with(ctx context.Context) *http.Request {
-	r := q.r.Clone(ctx)
+	r := q.r.Clone(context.WithValue(ctx, keyKey{}, q.key))
 	r.Body = io.NopCloser(bytes.NewReader(q.body))
 	r.ContentLength = int64(len(q.body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(q.body)), nil }
