@@ -124,6 +124,17 @@
 // version after every success, read back from the marker when the answer
 // was lost.
 //
+// # Time, and FoundationDB's version jumps
+//
+// The protocol itself measures no time: a marker is dated by a version only
+// so that the janitor can find old ones. A recovery, which advances the
+// cluster's versions by about 100 seconds' worth at once, fails the commits
+// in flight with commit_unknown_result (handled as any other) and makes
+// older read versions too old (transaction_too_old, retried). What a jump
+// could shorten is the janitor's minimum age; package cleanup bounds it by
+// the wall clock too, so a jump does not turn a call in progress into
+// *OutcomeLostError.
+//
 // # The stock loop
 //
 // StockTransact reproduces the bindings' Database.Transact, retrying

@@ -294,3 +294,19 @@ func TestTransactCommitVersionstamp(t *testing.T) {
 		})
 	}
 }
+
+// The guard keeps backends' Unwrap chains working (fdbkv.Unwrap follows
+// Unwrap() kv.Transaction to the bindings' transaction).
+func TestTransactGuardUnwraps(t *testing.T) {
+	db := openMem(t)
+	_, err := txn.Transact(context.Background(), db, func(tr kv.Transaction) (struct{}, error) {
+		u, ok := tr.(interface{ Unwrap() kv.Transaction })
+		if !ok || u.Unwrap() == nil || u.Unwrap() == tr {
+			return struct{}{}, errors.New("fn's transaction does not unwrap to the backend's")
+		}
+		return struct{}{}, nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
