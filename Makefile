@@ -40,6 +40,7 @@ fmt-check:
 # proxy on first use.
 lint: fmt-check vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+	CGO_CFLAGS="$(FDBC_CGO_CFLAGS)" $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 -tags fdb,fdbc $(FDB_TAGGED_PKGS)
 
 # Micro-benchmarks; compare runs with benchstat.
 bench:
