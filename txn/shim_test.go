@@ -27,7 +27,7 @@ import (
 // shimSeeds is how many of the torture seeds run on the shim in CI: the
 // bindings' cgo calls make each run several times slower than on the
 // engine directly, and the engine runs -txn.seeds of them.
-const shimSeeds = 4
+const shimSeeds = 16
 
 var shimStores atomic.Int64
 
