@@ -158,14 +158,20 @@ func TestScrapeKeyedAndJanitor(t *testing.T) {
 	res, err := s.Sweep(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 4, res.KeyedRemoved, "the four records are past their retention")
+	// The janitor's cut-off also holds MinAge by its clock, through the
+	// clock samples its sweeps leave: a third sweep, MinAge after the
+	// second, cuts off above every call.
+	clk.Advance(2 * time.Hour)
+	res, err = s.Sweep(ctx)
+	require.NoError(t, err)
 
 	got := scrape(t, reg)
 	for result, want := range map[string]float64{"ran": 4, "replayed": 2, "mismatch": 1, "in_progress": 1, "unknown": 0, "error": 0} {
 		assert.Equal(t, want, got[`idemkv_keyed_requests_total{result="`+result+`"}`], result)
 	}
-	assert.Equal(t, 2.0, got["idemkv_janitor_sweeps_total"])
+	assert.Equal(t, 3.0, got["idemkv_janitor_sweeps_total"])
 	assert.Equal(t, 0.0, got["idemkv_janitor_errors_total"])
-	assert.Equal(t, 2.0, got["idemkv_janitor_sweep_duration_seconds_count"])
+	assert.Equal(t, 3.0, got["idemkv_janitor_sweep_duration_seconds_count"])
 	assert.Equal(t, 4.0, got["idemkv_janitor_removed_total"])
 	assert.Equal(t, float64(res.Cutoff), got["idemkv_janitor_watermark_version"])
 	assert.Equal(t, 0.0, got["idemkv_markers_alive"], "every marker is past the cut-off")
