@@ -128,9 +128,11 @@ func (j *Janitor) Step(ctx context.Context) (StepResult, error) {
 	start := time.Now()
 	res, err := j.step(ctx)
 	res.Duration = time.Since(start)
-	if errors.Is(err, ErrClosed) {
-		// Not a sweep: Run's loop can reach here just after Close, and
-		// must not leave a failure behind in Stats.
+	if errors.Is(err, ErrClosed) || (err != nil && ctx.Err() != nil) {
+		// Not a failed sweep but a stopped one: Run's loop can reach here
+		// just after Close, or be canceled by it mid-sweep, and must not
+		// leave a failure behind in Stats; nor does a caller's own
+		// cancellation say anything about the janitor's health.
 		return res, err
 	}
 	j.mu.Lock()
