@@ -13,11 +13,16 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/apple/foundationdb/bindings/go/src/fdb"
 
 	_ "github.com/idemkv/idemkv/kv/fdbc"
 
 	"github.com/idemkv/idemkv/idemkv"
 	"github.com/idemkv/idemkv/kv"
+	"github.com/idemkv/idemkv/kv/fdbkv"
+	"github.com/idemkv/idemkv/txn"
 )
 
 // openFDBShim opens an "fdb:" store whose cluster file names a fresh
@@ -92,6 +97,76 @@ func TestStoreOnShim(t *testing.T) {
 
 	// Sweeping works through the bindings' range reads and clears.
 	if _, err := s.Sweep(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sweep: %v", err)
+	}
+}
+
+// idemkv.New over an fdb.Database the application opened with the
+// bindings (wrapped by fdbkv.Wrap): the deployment path for services that
+// already use FoundationDB, here on the shim. A call cut off by its
+// deadline settles through Resolve, and the janitor sweeps.
+func TestNewOverFDBDatabaseOnShim(t *testing.T) {
+	ctx := context.Background()
+	if err := fdb.APIVersion(fdbkv.DefaultAPIVersion); err != nil {
+		t.Fatal(err)
+	}
+	fdbDB, err := fdb.OpenWithConnectionString("idemkv:new-over-fdb@127.0.0.1:4500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fdbDB.Close()
+	s, err := idemkv.New(ctx, fdbkv.Wrap(fdbDB), &idemkv.Options{NoJanitor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	// The application's own bindings code and idemkv share the database.
+	if _, err := fdbDB.Transact(func(tr fdb.Transaction) (any, error) {
+		tr.Set(fdb.Key("app/owned-by-bindings"), []byte("x"))
+		return nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Counter("orders").Add(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Counter("orders").Get(ctx); err != nil || n != 3 {
+		t.Fatalf("counter = %d, %v; want 3", n, err)
+	}
+
+	// Deadlines short enough to cut some commits off in flight: each call
+	// either succeeds, fails before committing, or reports an unknown
+	// result that Resolve settles; the counter matches the outcomes.
+	c := s.Counter("cut")
+	var committed, unknowns int64
+	for i := range 40 {
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(i*50)*time.Microsecond)
+		err := c.Add(cctx, 1)
+		cancel()
+		var unknown *txn.UnknownResultError
+		switch {
+		case err == nil:
+			committed++
+		case errors.As(err, &unknown):
+			unknowns++
+			out, rerr := s.Resolve(ctx, unknown.ID)
+			if rerr != nil {
+				t.Fatalf("Resolve: %v", rerr)
+			}
+			if out == txn.Committed {
+				committed++
+			}
+		case errors.Is(err, context.DeadlineExceeded):
+		default:
+			t.Fatalf("Add: %v", err)
+		}
+	}
+	if n, err := c.Get(ctx); err != nil || n != committed {
+		t.Fatalf("counter = %d, %v; want %d (acknowledged + resolved committed)", n, err, committed)
+	}
+	t.Logf("40 calls with short deadlines: %d committed, %d unknown results resolved", committed, unknowns)
+	if _, err := s.Sweep(ctx); err != nil {
 		t.Fatalf("Sweep: %v", err)
 	}
 }
