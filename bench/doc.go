@@ -32,6 +32,10 @@
 //     the add and a completion, three exactly-once transactions per call.
 //     The Store is opened over the cell's engine through
 //     idemkv.Options.WrapDatabase, with its janitor off.
+//   - keyed-tx: the same request, its add in the store: exactly-once runs
+//     idemkv.TransactKey, the add and the key's record in one exactly-once
+//     transaction (target: at least 0.9 of blind-add's exactly-once
+//     throughput in the same run).
 //
 // # What is measured
 //

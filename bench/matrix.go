@@ -262,12 +262,14 @@ type execFunc func(ctx context.Context, w int, rng *rand.Rand) error
 // the stock loop with no idempotency key, against the same request under a
 // unique key through idemkv.Do, whose function makes the add with
 // txn.Transact: a claim, the add and a completion, three exactly-once
-// transactions per call. The Store is opened over the cell's engine, via
+// transactions per call. The keyed-tx workload runs the add under a unique
+// key through idemkv.TransactKey instead: the add and the key's record in
+// one exactly-once transaction. The Store is opened over the cell's engine, via
 // Options.WrapDatabase (the "mem:" engine Open makes for the URI stays
 // idle).
 func executors(ctx context.Context, w workload, dbs [2]*countingDB, spaces [2][]byte) ([2]execFunc, func() error, error) {
 	var execs [2]execFunc
-	if !w.keyed {
+	if w.keyed == "" {
 		for m := range modes {
 			execs[m] = func(ctx context.Context, i int, rng *rand.Rand) error {
 				return modes[m].run(ctx, dbs[m], w.next(spaces[m], i, rng))
@@ -293,6 +295,14 @@ func executors(ctx context.Context, w workload, dbs [2]*countingDB, spaces [2][]
 	}
 	var seq atomic.Int64
 	payload := []byte(`{"amount":1}`)
+	if w.keyed == "tx" {
+		execs[1] = func(ctx context.Context, i int, rng *rand.Rand) error {
+			fn := w.next(spaces[1], i, rng)
+			_, err := idemkv.TransactKey(ctx, store, fmt.Sprintf("req-%d", seq.Add(1)), payload, fn, nil)
+			return err
+		}
+		return execs, closeStore, nil
+	}
 	execs[1] = func(ctx context.Context, i int, rng *rand.Rand) error {
 		fn := w.next(spaces[1], i, rng)
 		key := fmt.Sprintf("req-%d", seq.Add(1))

@@ -25,9 +25,10 @@ type workload struct {
 	next func(space []byte, w int, rng *rand.Rand) call
 	// applied reads space and returns how many calls' effects it holds.
 	applied func(ctx context.Context, db kv.Database, space []byte) (int64, error)
-	// keyed marks the keyed-requests workload: exactly-once runs it through
-	// idemkv.Do rather than txn.Transact (see executors).
-	keyed bool
+	// keyed marks the keyed-requests workloads: exactly-once runs them
+	// through idemkv.Do around txn.Transact ("do") or through
+	// idemkv.TransactKey ("tx") rather than txn.Transact (see executors).
+	keyed string
 }
 
 // tenKeyPool is how many keys the ten-key workload draws from: large enough
@@ -89,7 +90,14 @@ var workloads = []workload{
 		desc:    "a request under a unique idempotency key whose work is a counter add: idemkv.Do around txn.Transact against the add alone in the stock loop",
 		next:    blindAdd,
 		applied: sumSpace(1),
-		keyed:   true,
+		keyed:   "do",
+	},
+	{
+		name:    "keyed-tx",
+		desc:    "a request under a unique idempotency key whose work is a counter add in the store: idemkv.TransactKey (the add and the key's record in one transaction) against the add alone in the stock loop",
+		next:    blindAdd,
+		applied: sumSpace(1),
+		keyed:   "tx",
 	},
 }
 
