@@ -332,6 +332,14 @@ func TestVersionstampsAndUsedDuringCommit(t *testing.T) {
 	}
 }
 
+// storeOpen reports whether the store under key is open.
+func storeOpen(key string) bool {
+	stores.Lock()
+	defer stores.Unlock()
+	_, ok := stores.m[key]
+	return ok
+}
+
 func beUint64(b []byte) uint64 {
 	var v uint64
 	for _, c := range b {
@@ -516,6 +524,17 @@ func TestClusterFileConvention(t *testing.T) {
 		db.Close()
 		if err != nil {
 			t.Fatal(err)
+		}
+		// Transactions hold the store until the bindings' finalizers
+		// destroy them: collect until it has closed, so that the second
+		// round reopens the directory.
+		abs, _ := filepath.Abs(dir)
+		for deadline := time.Now().Add(10 * time.Second); storeOpen("dir:" + abs); {
+			if time.Now().After(deadline) {
+				t.Fatal("the durable store is still open after its database and transactions are gone")
+			}
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
 		}
 		if round == 1 && string(v.([]byte)) != "yes" {
 			t.Fatalf("durable store after reopening: %q, want yes", v)
