@@ -251,7 +251,13 @@ func TestHealthForeignKey(t *testing.T) {
 	require.NoError(t, err)
 	tr.Clear(foreign)
 	require.NoError(t, tr.Commit().Err())
-	waitHealth(t, s, func(h idemkv.Health) bool { return h.Janitor == idemkv.JanitorRunning })
+	// The janitor publishes its state before it calls OnStep, so the
+	// recovering sweep's metrics may trail Health by a moment: wait for both.
+	waitHealth(t, s, func(h idemkv.Health) bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return h.Janitor == idemkv.JanitorRunning && m.sweeps > 0
+	})
 	h = s.Health()
 	assert.NoError(t, h.Err())
 	assert.False(t, h.LastSuccess.IsZero())
