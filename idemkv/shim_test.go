@@ -9,9 +9,11 @@ package idemkv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,12 +27,16 @@ import (
 	"github.com/idemkv/idemkv/txn"
 )
 
+// shimStores numbers the shim's in-memory stores: one fresh store per
+// test run.
+var shimStores atomic.Int64
+
 // openFDBShim opens an "fdb:" store whose cluster file names a fresh
 // in-memory store of the shim.
 func openFDBShim(t *testing.T) *idemkv.Store {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "fdb.cluster")
-	if err := os.WriteFile(path, []byte("idemkv:"+filepath.Base(filepath.Dir(path))+"@127.0.0.1:4500\n"), 0o644); err != nil {
+	if err := os.WriteFile(path, fmt.Appendf(nil, "idemkv:s%d@127.0.0.1:4500\n", shimStores.Add(1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s, err := idemkv.Open(context.Background(), "fdb:"+path, &idemkv.Options{NoJanitor: true})
@@ -110,7 +116,8 @@ func TestNewOverFDBDatabaseOnShim(t *testing.T) {
 	if err := fdb.APIVersion(fdbkv.DefaultAPIVersion); err != nil {
 		t.Fatal(err)
 	}
-	fdbDB, err := fdb.OpenWithConnectionString("idemkv:new-over-fdb@127.0.0.1:4500")
+	// A connection string of its own: a fresh in-memory store.
+	fdbDB, err := fdb.OpenWithConnectionString(fmt.Sprintf("idemkv:n%d@127.0.0.1:4500", shimStores.Add(1)))
 	if err != nil {
 		t.Fatal(err)
 	}
