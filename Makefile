@@ -56,14 +56,22 @@ bench-report:
 # histories, more crash kills (the engine's and the payments service's), more
 # janitor seeds and a longer space soak.
 # Any failure prints its seed and the one-line command that replays it.
+# Every count is a variable, for a shorter pass of the same runs, e.g.
+#   make stress STRESS_SEEDS=3000 STRESS_SERIAL_SEEDS=500 STRESS_KILLS=60 \
+#     STRESS_CLEANUP_SEEDS=300 STRESS_SOAK=2m STRESS_COUNT=3
 STRESS_SEEDS ?= 100000
+STRESS_SERIAL_SEEDS ?= 5000
+STRESS_KILLS ?= 500
+STRESS_CLEANUP_SEEDS ?= 2000
+STRESS_SOAK ?= 30m
+STRESS_COUNT ?= 20
 stress:
 	$(GO) test -count=1 -timeout 3h -run 'TestTorture' ./txn -txn.seeds=$(STRESS_SEEDS)
-	$(GO) test -count=1 -timeout 1h -run 'TestStrictSerializable' ./kv/embedded -kvtest.seeds=5000
-	$(GO) test -count=1 -timeout 1h -run 'TestCrash' ./kv/embedded -crash.kills=500
-	$(GO) test -count=1 -timeout 1h ./cleanup -cleanup.seeds=2000 -cleanup.soak=30m
-	$(GO) test -race -count=20 -timeout 1h ./kv/faulty
-	$(GO) test -count=1 -timeout 1h -run 'TestCrashPayments' ./examples/httpapi -crash.kills=500
+	$(GO) test -count=1 -timeout 1h -run 'TestStrictSerializable' ./kv/embedded -kvtest.seeds=$(STRESS_SERIAL_SEEDS)
+	$(GO) test -count=1 -timeout 1h -run 'TestCrash' ./kv/embedded -crash.kills=$(STRESS_KILLS)
+	$(GO) test -count=1 -timeout 1h ./cleanup -cleanup.seeds=$(STRESS_CLEANUP_SEEDS) -cleanup.soak=$(STRESS_SOAK)
+	$(GO) test -race -count=$(STRESS_COUNT) -timeout 1h ./kv/faulty
+	$(GO) test -count=1 -timeout 1h -run 'TestCrashPayments' ./examples/httpapi -crash.kills=$(STRESS_KILLS)
 
 example:
 	$(GO) run ./examples/counter
