@@ -81,7 +81,9 @@ func (c *child) kill() {
 // runs as a child process on a durable file: store with commit faults
 // injected, and is SIGKILLed at seeded random moments, -crash.kills times,
 // and restarted. A client retries every payment with its key until it gets
-// a final answer (a 2xx, or a replayed response), across the kills.
+// a final answer (a 2xx, or a replayed response), across the kills; the
+// payments are released a batch per run of the service, so that kills land
+// while requests are in flight.
 // Afterwards every key that got a 2xx has exactly one ledger entry, with the
 // id its client was given, and no key has two.
 func TestCrashPayments(t *testing.T) {
@@ -115,7 +117,12 @@ func TestCrashPayments(t *testing.T) {
 		replays  int
 	)
 	var pending sync.WaitGroup
+	var inflight atomic.Int64 // requests sent and not yet answered
 	next := make(chan int)
+	// quota releases payments to the clients a batch per run of the
+	// service, so that every run (and every kill) has payments in flight.
+	const perRun = 12
+	quota := make(chan struct{}, len(payments))
 	const clients = 4
 	var wg sync.WaitGroup
 	for g := range clients {
@@ -129,7 +136,9 @@ func TestCrashPayments(t *testing.T) {
 				body, _ := json.Marshal(pl.p)
 				delay := time.Millisecond
 				for ctx.Err() == nil {
+					inflight.Add(1)
 					r, err := postTo(ctx, hc, *url.Load()+"/payments", strconv.Quote(pl.key), body)
+					inflight.Add(-1)
 					mu.Lock()
 					requests++
 					final := err == nil && (r.status/100 == 2 || r.replayed)
@@ -159,6 +168,10 @@ func TestCrashPayments(t *testing.T) {
 	go func() {
 		for i := range payments {
 			select {
+			case <-quota:
+			case <-ctx.Done():
+			}
+			select {
 			case next <- i:
 			case <-ctx.Done():
 				pending.Done()
@@ -169,19 +182,30 @@ func TestCrashPayments(t *testing.T) {
 	allDone := make(chan struct{})
 	go func() { pending.Wait(); close(allDone) }()
 
-	killed := 0
+	killed, killedInFlight, released := 0, 0, 0
+	release := func(n int) {
+		for ; n > 0 && released < len(payments); n-- {
+			quota <- struct{}{}
+			released++
+		}
+	}
 	for run := 0; ; run++ {
 		c := startChild(t, dir, sd+uint64(run))
 		url.Store(&c.url)
 		if killed < kills {
+			release(perRun)
 			select {
-			case <-time.After(time.Duration(20+rng.IntN(180)) * time.Millisecond):
+			case <-time.After(time.Duration(1+rng.IntN(25)) * time.Millisecond):
 			case <-allDone:
+			}
+			if inflight.Load() > 0 {
+				killedInFlight++
 			}
 			c.kill()
 			killed++
 			continue
 		}
+		release(len(payments))
 		select {
 		case <-allDone:
 		case <-ctx.Done():
@@ -228,10 +252,10 @@ func TestCrashPayments(t *testing.T) {
 			t.Errorf("payment %s: answered %d %s, ledger %+v; want exactly its entry", pl.key, r.status, r.body, es)
 		}
 	}
-	t.Logf("%d kills, %d payments (%d answered 2xx), %d requests, %d answered by a replay, %d ledger entries",
-		killed, len(payments), ok2xx, requests, replays, len(entries))
-	if killed < kills {
-		t.Fatalf("only %d kills, want %d", killed, kills)
+	t.Logf("%d kills (%d with requests in flight), %d payments (%d answered 2xx), %d requests, %d answered by a replay, %d ledger entries",
+		killed, killedInFlight, len(payments), ok2xx, requests, replays, len(entries))
+	if killed < kills || (kills > 0 && killedInFlight == 0) {
+		t.Fatalf("%d kills, %d of them with requests in flight; want %d, some in flight", killed, killedInFlight, kills)
 	}
 }
 
