@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/idemkv/idemkv/idemkv"
+	"github.com/idemkv/idemkv/kv"
 )
 
 // payOutside is a Do function whose effect is its own exactly-once
@@ -211,6 +212,12 @@ func TestDoInProgressErrorCarriesTimeLeft(t *testing.T) {
 		}
 		if left := ip.RetryAfter; left < 19*time.Second || left > 20*time.Second {
 			return 0, fmt.Errorf("RetryAfter %v, want about 20s", left)
+		}
+		// A TransactKey meeting the Do's key reports it the same way, and
+		// writes nothing.
+		_, err = idemkv.TransactKey(ctx, s, "k", nil, func(tr kv.Transaction) (int, error) { return 0, nil }, nil)
+		if !errors.As(err, &ip) || ip.RetryAfter <= 0 {
+			return 0, fmt.Errorf("TransactKey on a Do's key in progress: %v, want *InProgressError", err)
 		}
 		return 1, nil
 	}, nil)
