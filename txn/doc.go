@@ -56,7 +56,8 @@
 //     also removes the shard's sentinel, the shard's first key, whose value
 //     is the versionstamp of its creation. A call makes sure the sentinel
 //     exists and is no newer than the ID before its first commit (creating
-//     it, in a transaction of its own, on a fresh shard). So a sentinel
+//     it, in a transaction of its own, on a fresh shard; or trusting this
+//     process's recent sighting of it, below). So a sentinel
 //     missing, or created after the ID's version, means the markers may
 //     have been cleared since: *OutcomeLostError, with Cleared set. With
 //     both checks passed, the function runs, and any earlier attempt that
@@ -66,6 +67,41 @@
 // What no reader can see: a point Clear of one marker, or a range clear
 // that begins inside a shard, after the shard's sentinel. Only the janitor
 // writes there; nobody else should.
+//
+// # The sentinel cache
+//
+// The reader's conclusion above does not depend on what the call did
+// before its commit: if an attempt committed at version C and its marker
+// is gone, either the watermark passed the ID's version or a clear at some
+// T > C removed the sentinel, which is then missing or re-created at a
+// version after T, so newer than the ID. The check before the first commit
+// is for liveness only: without a clear, a reader of this call will find
+// the sentinel present and no newer than the ID, and can prove absence.
+//
+// So a process may remember it. Per database handle (the value behind the
+// kv.Database), prefix and shard, it keeps the sentinel's creation version
+// S and a version at which the sentinel was seen present. A call dated
+// within one second of versions of that sighting skips its read: its ID's
+// version is raised to S if it is older (the ID's version need only be no
+// later than the first commit, and that commit is sent after S was
+// learned, so it gets a later version), and no attempt has committed yet,
+// so the marker key is still unused. Any sentinel read refreshes the
+// sighting: a call's own read or creation, and every reader (a later
+// attempt's or Resolve's) — missing drops it, present (newer, after a
+// clear and a re-creation) replaces it. Sightings only move forward.
+//
+// A stale sighting — the sentinel cleared, or cleared and re-created newer,
+// after it was cached — can only make a later reader of a call that used it
+// conclude *OutcomeLostError, never run fn again: the reader still reads
+// the real sentinel. What it costs is liveness after a foreign clear of the
+// prefix (which is already a misuse): a call of this process dated within
+// the second after the clear, or before any reader here has seen the
+// sentinel gone, commits with no sentinel under it, and if it then needs a
+// reader (a maybe-committed error), its outcome is lost even when it did
+// not commit — where, without the cache, it would have re-created the
+// sentinel and proved its absence. The first such reader drops the
+// sighting; the second bound is the one-second window, after which every
+// call reads the sentinel again.
 //
 // # What is retried, and why
 //
@@ -91,10 +127,11 @@
 //
 // On the happy path: one small extra key written (the marker, about 55
 // bytes with the default prefix, as a versionstamped value) and one read
-// conflict range per transaction, and one snapshot point read per call
-// (the shard's sentinel), sent with the first read version and awaited
-// only before the commit, so that it overlaps fn's own reads; no extra
-// transaction and no per-commit cleanup. A write-only function also needs
+// conflict range per transaction, and, once a second per shard and process
+// (the sentinel cache), one snapshot point read of the shard's sentinel,
+// sent with the first read version and awaited only before the commit, so
+// that it overlaps fn's own reads; no extra transaction and no per-commit
+// cleanup. A write-only function also needs
 // the read version it would otherwise not ask for, to date the marker. The
 // first call on a fresh (or cleared) shard creates its sentinel in a small
 // transaction of its own. After an ambiguous error: one point read per

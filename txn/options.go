@@ -1,7 +1,6 @@
 package txn
 
 import (
-	"bytes"
 	"fmt"
 	"time"
 
@@ -79,6 +78,7 @@ type Stats struct {
 // config is Options with defaults applied and checked.
 type config struct {
 	prefix        []byte
+	prefixKey     string // prefix as a string, for the sentinel cache
 	watermarkKey  []byte
 	shards        int
 	retryLimit    int
@@ -115,7 +115,8 @@ func (o *Options) config() (config, error) {
 	if err := c.validate(); err != nil {
 		return config{}, err
 	}
-	c.prefix = bytes.Clone(c.prefix)
+	c.prefixKey = string(c.prefix)
+	c.prefix = []byte(c.prefixKey)
 	c.watermarkKey = WatermarkKey(c.prefix)
 	return c, nil
 }

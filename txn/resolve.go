@@ -87,7 +87,7 @@ func ResolveCommit(ctx context.Context, db kv.Database, id ID, opts *Options) (O
 	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
 		return 0, Commit{}, err
 	}
-	o, m, err := fence(ctx, tr, &c, id, MarkerKey(c.prefix, id))
+	o, m, err := fence(ctx, tr, db, &c, id, MarkerKey(c.prefix, id))
 	if err != nil || o != Committed {
 		return o, Commit{}, err
 	}
@@ -99,11 +99,11 @@ func ResolveCommit(ctx context.Context, db kv.Database, id ID, opts *Options) (O
 // with Committed. fence is idempotent, so it retries everything retryable,
 // maybe-committed and timed-out commits included, within c's retry limit;
 // past it, or once ctx ends, it returns *UnknownResultError.
-func fence(ctx context.Context, tr kv.Transaction, c *config, id ID, key []byte) (Outcome, marker, error) {
+func fence(ctx context.Context, tr kv.Transaction, db kv.Database, c *config, id ID, key []byte) (Outcome, marker, error) {
 	var o Outcome
 	var m marker
 	err := retryIdempotent(ctx, tr, c, func() (err error) {
-		o, m, err = fenceOnce(tr, c, id, key)
+		o, m, err = fenceOnce(tr, db, c, id, key)
 		return err
 	})
 	if err != nil && isKVError(err) && !errors.Is(err, ErrUnknownResult) {
@@ -155,7 +155,7 @@ func retryIdempotent(ctx context.Context, tr kv.Transaction, c *config, fn func(
 	}
 }
 
-func fenceOnce(tr kv.Transaction, c *config, id ID, key []byte) (Outcome, marker, error) {
+func fenceOnce(tr kv.Transaction, db kv.Database, c *config, id ID, key []byte) (Outcome, marker, error) {
 	var m marker
 	rv, err := tr.GetReadVersion().Get()
 	if err != nil {
@@ -179,7 +179,7 @@ func fenceOnce(tr kv.Transaction, c *config, id ID, key []byte) (Outcome, marker
 		// after rv. Writing the tombstone again makes this commit conflict
 		// with any that does, and any that has not yet landed conflict with
 		// this one.
-	} else if err := checkAbsent(tr, c, id); err != nil {
+	} else if err := checkAbsent(tr, db, c, id); err != nil {
 		return 0, m, err
 	}
 	// The read of the marker above is a conflict range: an attempt that

@@ -171,10 +171,18 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 		if err != nil {
 			return v, false, err
 		}
-		r.id.Version = rv
-		r.stats.ID = r.id
-		r.key = MarkerKey(r.cfg.prefix, r.id)
-		r.keyRange = kv.SingleKeyRange(r.key)
+		r.setVersion(rv)
+	}
+	if !r.sentinelChecked {
+		// A sentinel this process saw recently, no newer than the ID (or
+		// the ID dated up to it), stands for the read: see "The sentinel
+		// cache" in the package doc.
+		if created, ok := cachedSentinel(r.db, r.cfg, r.id.Shard, r.id.Version); ok {
+			if created > r.id.Version {
+				r.setVersion(created)
+			}
+			r.sentinelChecked = true
+		}
 	}
 	var sentinel *kv.Future[[]byte]
 	if !r.sentinelChecked {
@@ -194,7 +202,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 			v, err := r.committed(tr, val)
 			return v, true, err
 		}
-		if err := checkAbsent(tr, r.cfg, r.id); err != nil {
+		if err := checkAbsent(tr, r.db, r.cfg, r.id); err != nil {
 			return v, !isKVError(err), err
 		}
 	}
@@ -269,17 +277,30 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 	if err != nil {
 		return err
 	}
+	seen := stamp.Version()
+	if val != nil {
+		if seen, err = tr.GetReadVersion().Get(); err != nil {
+			return err
+		}
+	}
+	sentinelSeen(r.db, r.cfg, r.id.Shard, stamp.Version(), seen)
 	if v := stamp.Version(); v > r.id.Version {
-		r.id.Version = v
-		r.stats.ID = r.id
-		r.key = MarkerKey(r.cfg.prefix, r.id)
-		r.keyRange = kv.SingleKeyRange(r.key)
+		r.setVersion(v)
 		if err := tr.AddReadConflictRange(r.keyRange); err != nil {
 			return err
 		}
 	}
 	r.sentinelChecked = true
 	return nil
+}
+
+// setVersion dates the call's ID, and so its marker key, at version v. It
+// is only called before any attempt has sent a commit.
+func (r *runner[T]) setVersion(v int64) {
+	r.id.Version = v
+	r.stats.ID = r.id
+	r.key = MarkerKey(r.cfg.prefix, r.id)
+	r.keyRange = kv.SingleKeyRange(r.key)
 }
 
 // createSentinel makes sure key's sentinel exists and returns its
@@ -356,7 +377,11 @@ func (r *runner[T]) found(m marker) (T, error) {
 // as snapshots: a janitor sweep or a range clear that removes the marker
 // after this read version also writes the marker key, which this
 // transaction has read (a conflict range), so it conflicts.
-func checkAbsent(tr kv.Transaction, c *config, id ID) error {
+//
+// What it finds of the sentinel updates this process's sentinel cache for
+// db: a missing sentinel drops the cached sighting, a present one (newer,
+// say, after a clear and a re-creation) replaces it.
+func checkAbsent(tr kv.Transaction, db kv.Database, c *config, id ID) error {
 	wf := tr.Snapshot().Get(c.watermarkKey)
 	sf := tr.Snapshot().Get(SentinelKey(c.prefix, id.Shard))
 	b, err := wf.Get()
@@ -374,13 +399,19 @@ func checkAbsent(tr kv.Transaction, c *config, id ID) error {
 	if err != nil {
 		return err
 	}
+	rv, err := tr.GetReadVersion().Get()
+	if err != nil {
+		return err
+	}
 	if sv == nil {
+		sentinelMissing(db, c, id.Shard, rv)
 		return &OutcomeLostError{ID: id, Watermark: w, Cleared: true}
 	}
 	stamp, err := decodeSentinel(sv)
 	if err != nil {
 		return err
 	}
+	sentinelSeen(db, c, id.Shard, stamp.Version(), rv)
 	if stamp.Version() > id.Version {
 		return &OutcomeLostError{ID: id, Watermark: w, Cleared: true}
 	}
@@ -398,7 +429,7 @@ func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 	if serr := r.setOptions(tr); serr != nil {
 		return zero, r.fail(serr)
 	}
-	outcome, m, ferr := fence(r.ctx, tr, r.cfg, r.id, r.key)
+	outcome, m, ferr := fence(r.ctx, tr, r.db, r.cfg, r.id, r.key)
 	switch {
 	case ferr != nil:
 		return zero, r.fail(ferr)
