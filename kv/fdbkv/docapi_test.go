@@ -12,26 +12,7 @@ import (
 // it without build tags; this test keeps the list equal to the tagged
 // declarations, signature by signature.
 func TestDocListsTaggedAPI(t *testing.T) {
-	imp := importer(t)
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	declare := func(tags []string) *types.Package {
-		t.Helper()
-		ctx := imp.ctx
-		ctx.BuildTags = tags
-		bp, err := ctx.ImportDir(dir, 0)
-		if err != nil {
-			t.Fatalf("go/build with tags %v: %v", tags, err)
-		}
-		pkg, errs := imp.check(thisPackage, dir, append(append([]string{}, bp.GoFiles...), bp.CgoFiles...), nil, false)
-		for _, err := range errs {
-			t.Errorf("tags %v: %v", tags, err)
-		}
-		return pkg
-	}
-	stub, adapter := declare(nil), declare([]string{"fdb"})
+	stub, adapter := declareBoth(t)
 	doc, err := os.ReadFile("doc.go")
 	if err != nil {
 		t.Fatal(err)

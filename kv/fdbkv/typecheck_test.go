@@ -416,26 +416,7 @@ func TestMaxAPIVersionMatchesBindings(t *testing.T) {
 // that code calling Open compiles either way, and that each build declares
 // them exactly once (a redeclaration would be a type error here).
 func TestStubMatchesAdapterAPI(t *testing.T) {
-	imp := importer(t)
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	declare := func(tags []string) *types.Package {
-		t.Helper()
-		ctx := imp.ctx
-		ctx.BuildTags = tags
-		bp, err := ctx.ImportDir(dir, 0)
-		if err != nil {
-			t.Fatalf("go/build with tags %v: %v", tags, err)
-		}
-		pkg, errs := imp.check(thisPackage, dir, append(append([]string{}, bp.GoFiles...), bp.CgoFiles...), nil, false)
-		for _, err := range errs {
-			t.Errorf("tags %v: %v", tags, err)
-		}
-		return pkg
-	}
-	stub, adapter := declare(nil), declare([]string{"fdb"})
+	stub, adapter := declareBoth(t)
 	if stub.Scope().Lookup("Wrap") != nil {
 		t.Error("the untagged build declares Wrap: stub.go's build constraint is wrong")
 	}
@@ -462,4 +443,31 @@ func TestStubMatchesAdapterAPI(t *testing.T) {
 			t.Errorf("(*DB).%s: stub has %s, adapter has %s", method, s, a)
 		}
 	}
+}
+
+// declareBoth type-checks this package's non-test files as the untagged
+// build (the stub) and as the -tags fdb build (the adapter) would compile
+// them.
+func declareBoth(t *testing.T) (stub, adapter *types.Package) {
+	t.Helper()
+	imp := importer(t)
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	declare := func(tags []string) *types.Package {
+		t.Helper()
+		ctx := imp.ctx
+		ctx.BuildTags = tags
+		bp, err := ctx.ImportDir(dir, 0)
+		if err != nil {
+			t.Fatalf("go/build with tags %v: %v", tags, err)
+		}
+		pkg, errs := imp.check(thisPackage, dir, append(append([]string{}, bp.GoFiles...), bp.CgoFiles...), nil, false)
+		for _, err := range errs {
+			t.Errorf("tags %v: %v", tags, err)
+		}
+		return pkg
+	}
+	return declare(nil), declare([]string{"fdb"})
 }
