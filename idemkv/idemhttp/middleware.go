@@ -155,27 +155,12 @@ func Tx(ctx context.Context) (kv.Transaction, bool) {
 // stored status, replay headers and body — 5xx included — with
 // Idempotent-Replayed: true, from one point read.
 func (m *Middleware) Transact(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		req, ok := m.begin(w, r)
-		if !ok {
-			if req == nil {
-				next.ServeHTTP(w, r)
-			}
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), m.o.Timeout)
-		defer cancel()
-		var info idemkv.KeyInfo
-		res, err := idemkv.TransactKey(ctx, m.s, req.key, req.fingerprint, func(tr kv.Transaction) (response, error) {
-			rec := newRecorder()
-			if err := serve(next, rec, req.with(context.WithValue(ctx, txKey{}, tr))); err != nil {
-				return response{}, err
-			}
+	return m.handle(next, func(ctx context.Context, req *request, info *idemkv.KeyInfo) (response, error) {
+		return idemkv.TransactKey(ctx, m.s, req.key, req.fingerprint, func(tr kv.Transaction) (response, error) {
 			// What the committed attempt returned is what TransactKey
 			// returns: its own run's response, never a later re-run's.
-			return rec.stored(m.o.ReplayHeaders), nil
-		}, &idemkv.KeyOptions{Scope: req.scope, Retention: m.o.Retention, Info: &info})
-		m.finish(w, req, res, info.Replayed, err)
+			return m.run(next, req.with(context.WithValue(ctx, txKey{}, tr)))
+		}, &idemkv.KeyOptions{Scope: req.scope, Retention: m.o.Retention, Info: info})
 	})
 }
 
@@ -186,6 +171,20 @@ func (m *Middleware) Transact(next http.Handler) http.Handler {
 // A duplicate while it runs gets 409 with Retry-After; repeats afterwards
 // get the stored response, as with Transact.
 func (m *Middleware) Lease(next http.Handler) http.Handler {
+	return m.handle(next, func(ctx context.Context, req *request, info *idemkv.KeyInfo) (response, error) {
+		return idemkv.Do(ctx, m.s, req.key, req.fingerprint, func(ctx context.Context) (response, error) {
+			return m.run(next, req.with(ctx))
+		}, &idemkv.DoOptions{Scope: req.scope, Retention: m.o.Retention, Lease: m.o.Lease, Heartbeat: m.o.Heartbeat, Info: info})
+	})
+}
+
+// handle is what Transact and Lease share: the request is checked (and
+// passed through untouched when the middleware does not protect it: another
+// method, or no key where none is required),
+// then call runs it under its key, on a context that outlives the
+// client's (its outcome is stored whether or not the client waits), and
+// its answer — first run or replay — is written.
+func (m *Middleware) handle(next http.Handler, call func(context.Context, *request, *idemkv.KeyInfo) (response, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, ok := m.begin(w, r)
 		if !ok {
@@ -197,15 +196,18 @@ func (m *Middleware) Lease(next http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), m.o.Timeout)
 		defer cancel()
 		var info idemkv.KeyInfo
-		res, err := idemkv.Do(ctx, m.s, req.key, req.fingerprint, func(ctx context.Context) (response, error) {
-			rec := newRecorder()
-			if err := serve(next, rec, req.with(ctx)); err != nil {
-				return response{}, err
-			}
-			return rec.stored(m.o.ReplayHeaders), nil
-		}, &idemkv.DoOptions{Scope: req.scope, Retention: m.o.Retention, Lease: m.o.Lease, Heartbeat: m.o.Heartbeat, Info: &info})
+		res, err := call(ctx, req, &info)
 		m.finish(w, req, res, info.Replayed, err)
 	})
+}
+
+// run runs the handler once on r with its response buffered.
+func (m *Middleware) run(next http.Handler, r *http.Request) (response, error) {
+	rec := newRecorder()
+	if err := serve(next, rec, r); err != nil {
+		return response{}, err
+	}
+	return rec.stored(m.o.ReplayHeaders), nil
 }
 
 // request is a request the middleware takes charge of.
