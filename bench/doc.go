@@ -56,8 +56,10 @@
 // -out receives results.md (tables and the targets' verdicts), results.csv
 // (one row per cell and mode), throughput.png and p99.png (a panel per
 // backend and workload, bars per mode over the fault rates). A progress
-// line is redrawn on stderr while the matrix runs, unless stderr is not a
-// terminal or -quiet is given. The committed results of the development
+// line is redrawn on stderr while the matrix runs — the cell, its fault
+// rate, the calls so far, the time elapsed and about how much is left —
+// unless stderr is not a terminal or -quiet is given; it is ended before
+// the summary is printed. The committed results of the development
 // machine are in bench/results, with the machine's description.
 //
 // Speed is reported here and never asserted: the test of this command

@@ -66,7 +66,6 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	}
 	if !*quiet && isTerminal(stderr) {
 		cfg.progress = func(s string) { fmt.Fprintf(stderr, "\r\033[K%s", s) }
-		defer fmt.Fprintln(stderr)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return fmt.Errorf("bench: -out: %w", err)
@@ -76,6 +75,11 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	start := time.Now()
 	cells, err := runMatrix(ctx, cfg)
+	if cfg.progress != nil {
+		// End the progress line before anything else is printed, on
+		// stdout (the summary) or stderr (an error).
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		return err
 	}

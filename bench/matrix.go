@@ -98,13 +98,21 @@ func safeDiv(a, b float64) float64 {
 func runMatrix(ctx context.Context, cfg config) ([]cell, error) {
 	var cells []cell
 	total := len(cfg.backends) * len(cfg.faults) * len(cfg.workloads)
+	start := time.Now()
 	i := 0
 	for _, b := range cfg.backends {
 		for _, f := range cfg.faults {
 			for _, w := range cfg.workloads {
 				i++
-				label := fmt.Sprintf("[%d/%d] %s %s %g%%", i, total, b, w.name, f*100)
-				c, err := runCell(ctx, cfg, b, f, w, uint64(i), label)
+				label := fmt.Sprintf("[%d/%d] %s %s fault rate %g%%", i, total, b, w.name, f*100)
+				cellCfg := cfg
+				if cfg.progress != nil {
+					cellStart, left := time.Now(), total-i
+					cellCfg.progress = func(s string) {
+						cfg.progress(s + "  " + timeLeft(start, cellStart, time.Now(), left, cfg.duration))
+					}
+				}
+				c, err := runCell(ctx, cellCfg, b, f, w, uint64(i), label)
 				if err != nil {
 					return cells, fmt.Errorf("bench: %s: %w", label, err)
 				}
@@ -113,6 +121,14 @@ func runMatrix(ctx context.Context, cfg config) ([]cell, error) {
 		}
 	}
 	return cells, nil
+}
+
+// timeLeft is the progress line's clock: the time since the run started
+// and about how much remains, counting each cell as its two modes'
+// durations (setup and the janitor's sweep come on top).
+func timeLeft(start, cellStart, now time.Time, cellsAfter int, d time.Duration) string {
+	rest := max(2*d-now.Sub(cellStart), 0) + time.Duration(cellsAfter)*2*d
+	return fmt.Sprintf("%s elapsed, ~%s left", now.Sub(start).Round(time.Second), rest.Round(time.Second))
 }
 
 // engine is an opened backend with a clock the runner can move forward, so

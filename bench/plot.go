@@ -54,18 +54,21 @@ func plotPNG(title string, cells []cell, metric func(*modeResult) float64, forma
 	if len(cells) == 0 {
 		return nil, fmt.Errorf("bench: nothing to plot")
 	}
-	w, h := len(wls)*panelW, headerH+len(backends)*panelH
+	w := len(wls) * panelW
+	items, header := legend(w)
+	h := header + len(backends)*panelH
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.NewUniform(colBackground), image.Point{}, draw.Src)
 
 	text(img, 10, 18, title, colText)
-	lx := 10
-	for m, md := range modes {
-		fill(img, image.Rect(lx, 30, lx+14, 44), colModes[m])
-		text(img, lx+20, 41, md.name, colText)
-		lx += 20 + len(md.name)*charW + 24
+	for _, it := range items {
+		if it.mode >= 0 {
+			fill(img, image.Rect(it.x, it.y-11, it.x+14, it.y+3), colModes[it.mode])
+			text(img, it.x+20, it.y, it.text, colText)
+		} else {
+			text(img, it.x, it.y, it.text, colAxis)
+		}
 	}
-	text(img, lx+10, 41, "x axis: commit_unknown_result rate", colAxis)
 
 	for bi, b := range backends {
 		for wi, wl := range wls {
@@ -75,7 +78,7 @@ func plotPNG(title string, cells []cell, metric func(*modeResult) float64, forma
 					pc = append(pc, &cells[i])
 				}
 			}
-			origin := image.Pt(wi*panelW, headerH+bi*panelH)
+			origin := image.Pt(wi*panelW, header+bi*panelH)
 			drawPanel(img, origin, b+" / "+wl, pc, faults, metric, format)
 		}
 	}
@@ -84,6 +87,42 @@ func plotPNG(title string, cells []cell, metric func(*modeResult) float64, forma
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// legendItem is one entry of the figure's legend: a mode's swatch and name
+// (mode ≥ 0) or a note (mode -1), its text's baseline starting at x, y.
+type legendItem struct {
+	x, y int
+	mode int
+	text string
+}
+
+// width is how many pixels the item takes.
+func (it legendItem) width() int {
+	if it.mode >= 0 {
+		return 20 + len(it.text)*charW
+	}
+	return len(it.text) * charW
+}
+
+// legend lays out the legend under the title of a figure w pixels wide,
+// starting a new line for an item that would not fit (a single-cell plot is
+// one panel wide), and returns it with the header's height.
+func legend(w int) ([]legendItem, int) {
+	var items []legendItem
+	for m, md := range modes {
+		items = append(items, legendItem{mode: m, text: md.name})
+	}
+	items = append(items, legendItem{mode: -1, text: "x axis: commit_unknown_result rate"})
+	x, y := 10, 41
+	for i := range items {
+		if x > 10 && x+items[i].width() > w-10 {
+			x, y = 10, y+18
+		}
+		items[i].x, items[i].y = x, y
+		x += items[i].width() + 24
+	}
+	return items, headerH + (y - 41)
 }
 
 func drawPanel(img *image.RGBA, o image.Point, title string, cells []*cell, faults []float64, metric func(*modeResult) float64, format func(float64) string) {
