@@ -67,6 +67,13 @@ type ReadTransaction interface {
 // Writes report no error when they are made: as in FoundationDB, an invalid
 // write (key or value too large, a key in the system space) is remembered and
 // returned by every later read and by Commit, and nothing is written.
+//
+// From Commit until OnError or Reset — after a successful commit too —
+// reads, writes, conflict ranges and a second Commit fail with
+// used_during_commit (2017), as FoundationDB's do. GetVersionstamp,
+// GetCommittedVersion, GetReadVersion and GetApproximateSize keep working
+// (FoundationDB refuses getVersionstamp after commit; kv promises it, and
+// kv/fdbkv asks for it before committing).
 type Transaction interface {
 	ReadTransaction
 
@@ -89,6 +96,10 @@ type Transaction interface {
 	AddWriteConflictRange(r Range) error
 
 	// SetReadVersion fixes the read version instead of asking the database.
+	// As in FoundationDB it fails, deferred to the next read or Commit,
+	// with read_version_already_set (2010) once the transaction has a read
+	// version (from GetReadVersion, a read, or an earlier SetReadVersion)
+	// and with version_invalid (2011) for v <= 0.
 	SetReadVersion(v int64)
 	// Options returns the transaction's option setter.
 	Options() TransactionOptions
@@ -101,8 +112,13 @@ type Transaction interface {
 	// OnError implements FoundationDB's retry policy: if err is retryable
 	// (IsRetryable) and the retry limit allows, it waits the backoff (10 ms
 	// doubling, capped by the max retry delay, jittered), resets the
-	// transaction and returns nil. Otherwise it returns err. Options set
-	// with Options persist across OnError; they do not across Reset.
+	// transaction and returns nil. Otherwise it returns err and, as
+	// FoundationDB does since API 610, cancels the transaction: its writes
+	// can no longer commit and every operation (OnError included) fails
+	// with transaction_cancelled (1025) until Reset. The timeout, retry
+	// limit and max retry delay persist across OnError (FoundationDB's
+	// persistent options); the size limit and system key access do not.
+	// Nothing persists across Reset.
 	OnError(err error) error
 	// Reset returns the transaction to its freshly created state.
 	Reset()
@@ -111,15 +127,20 @@ type Transaction interface {
 	Cancel()
 
 	// GetCommittedVersion returns the version at which the transaction
-	// committed, or -1 for a committed read-only transaction.
+	// committed; -1, with no error, for a read-only transaction and before
+	// a successful commit (FoundationDB's invalidVersion).
 	GetCommittedVersion() (int64, error)
 	// GetVersionstamp returns the transaction's versionstamp: ready after a
 	// successful commit of a transaction that wrote (as FoundationDB's
 	// client, whether or not it used a versionstamped operation), failing
-	// for a read-only or failed commit.
+	// for a read-only commit (no_commit_version, 2021) or a failed one
+	// (transaction_invalid_version, 2020, as FoundationDB's).
 	GetVersionstamp() *Future[Versionstamp]
-	// GetApproximateSize returns the size counted against the size limit so
-	// far: mutations plus conflict ranges.
+	// GetApproximateSize returns the size of the mutations and conflict
+	// ranges added so far, every call counted. The size limit is checked
+	// at Commit against what is sent, as FoundationDB's client does: one
+	// mutation per key after read-your-writes coalescing and merged
+	// conflict ranges; a read-only transaction is not checked.
 	GetApproximateSize() *Future[int64]
 }
 
@@ -134,12 +155,13 @@ type TransactionOptions interface {
 	// SetMaxRetryDelay caps OnError's backoff.
 	SetMaxRetryDelay(d time.Duration) error
 	// SetSizeLimit sets the transaction size limit, from 32 bytes to
-	// DefaultSizeLimit.
+	// DefaultSizeLimit, until OnError or Reset.
 	SetSizeLimit(n int) error
 	// SetAccessSystemKeys allows reading and writing keys that begin with
-	// 0xff.
+	// 0xff, until OnError or Reset.
 	SetAccessSystemKeys() error
-	// SetReadSystemKeys allows reading keys that begin with 0xff.
+	// SetReadSystemKeys allows reading keys that begin with 0xff, until
+	// OnError or Reset.
 	SetReadSystemKeys() error
 }
 
@@ -151,7 +173,8 @@ type KeyValue struct {
 // RangeOptions shapes a range read. The zero value reads everything, in
 // order.
 type RangeOptions struct {
-	// Limit caps the number of pairs returned; 0 means no limit.
+	// Limit caps the number of pairs returned; 0 means no limit. A
+	// negative limit fails with range_limits_invalid (2012).
 	Limit int
 	// Reverse returns the pairs from the end of the range backwards.
 	Reverse bool

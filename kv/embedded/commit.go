@@ -111,7 +111,7 @@ func (db *DB) commitGroup(group []*commitReq) {
 	b := db.pdb.NewIndexedBatch()
 	defer b.Close()
 	var accepted []*commitReq
-	for _, r := range group {
+	for i, r := range group {
 		if len(r.reads) > 0 {
 			if r.rv < cv-kv.MaxTransactionLifeVersions {
 				r.err = kv.Errorf(kv.CodeTransactionTooOld, "read version %d is more than five seconds before commit version %d", r.rv, cv)
@@ -122,8 +122,11 @@ func (db *DB) commitGroup(group []*commitReq) {
 				continue
 			}
 		}
-		stamp := kv.NewVersionstamp(cv, uint16(len(accepted)))
-		if err := applyMutations(b, r.muts, stamp); err != nil {
+		// The batch order is the transaction's position in the group,
+		// failed ones included, as a commit proxy numbers its batch.
+		stamp := kv.NewVersionstamp(cv, uint16(i))
+		stamped, err := applyMutations(b, r.muts, stamp)
+		if err != nil {
 			// Cannot happen for validated mutations; fail this one alone
 			// would leave a half-applied batch, so fail the group.
 			db.failGroup(group, &kv.Error{Code: kv.CodeInternalError, Cause: err}, cv)
@@ -131,6 +134,9 @@ func (db *DB) commitGroup(group []*commitReq) {
 		}
 		r.version, r.stamp = cv, stamp
 		db.window.add(cv, r.writes)
+		// A versionstamped key conflicts as the key it became, as the
+		// commit proxy adds it, not as every key it could have been.
+		db.window.add(cv, stamped)
 		accepted = append(accepted, r)
 	}
 
@@ -228,12 +234,12 @@ func (db *DB) releaseOldLocked(now int64) {
 	}
 }
 
-// applyMutations replays one transaction's writes, in order, into b.
-// Atomic operations read the value then current: the DB plus everything
-// earlier in b, including earlier transactions of the group.
-func applyMutations(b *pebble.Batch, muts []mutation, stamp kv.Versionstamp) error {
+// applyMutations replays one transaction's writes, in order, into b, and
+// returns the keys its versionstamped keys became, as write conflict
+// ranges. Atomic operations read the value then current: the DB plus
+// everything earlier in b, including earlier transactions of the group.
+func applyMutations(b *pebble.Batch, muts []mutation, stamp kv.Versionstamp) (stamped []kv.Range, err error) {
 	for _, m := range muts {
-		var err error
 		switch m.kind {
 		case mutSet:
 			err = b.Set(userKey(m.key), m.value, nil)
@@ -242,13 +248,21 @@ func applyMutations(b *pebble.Batch, muts []mutation, stamp kv.Versionstamp) err
 		case mutClearRange:
 			err = clearRange(b, m.key, m.end)
 		case mutAtomic:
+			if m.op == kv.SetVersionstampedKey {
+				var k []byte
+				if k, err = kv.PlaceVersionstamp(m.key, stamp); err == nil {
+					err = b.Set(userKey(k), m.value, nil)
+					stamped = append(stamped, kv.SingleKeyRange(k))
+				}
+				break
+			}
 			err = applyAtomic(b, m, stamp)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return stamped, nil
 }
 
 // pointClearLimit is how many present keys a ClearRange deletes one by one
@@ -286,12 +300,6 @@ func clearRange(b *pebble.Batch, begin, end []byte) error {
 
 func applyAtomic(b *pebble.Batch, m mutation, stamp kv.Versionstamp) error {
 	switch m.op {
-	case kv.SetVersionstampedKey:
-		k, err := kv.PlaceVersionstamp(m.key, stamp)
-		if err != nil {
-			return err
-		}
-		return b.Set(userKey(k), m.value, nil)
 	case kv.SetVersionstampedValue:
 		v, err := kv.PlaceVersionstamp(m.value, stamp)
 		if err != nil {

@@ -399,9 +399,33 @@ func (db *DB) readVersion() (int64, error) {
 	return v, nil
 }
 
-// snapshotAt returns the snapshot holding the state at read version v, or
+// futureVersionWait is how long a read at a version the database has not
+// reached waits for it before failing with future_version: FoundationDB's
+// storage servers wait FUTURE_VERSION_DELAY (1 s).
+const futureVersionWait = time.Second
+
+// snapshotAt returns the snapshot holding the state at read version v,
+// waiting up to futureVersionWait for a version not reached yet, or
 // transaction_too_old / future_version.
 func (db *DB) snapshotAt(v int64) (*snapshot, error) {
+	var deadline time.Time
+	for {
+		s, err := db.trySnapshotAt(v)
+		if !errors.Is(err, kv.ErrFutureVersion) {
+			return s, err
+		}
+		now := time.Now()
+		if deadline.IsZero() {
+			deadline = now.Add(futureVersionWait)
+		} else if now.After(deadline) {
+			return nil, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// trySnapshotAt is snapshotAt without the wait.
+func (db *DB) trySnapshotAt(v int64) (*snapshot, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.mu.snaps == nil {

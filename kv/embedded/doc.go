@@ -139,9 +139,38 @@
 // writes (oversized key or value, system key without SetAccessSystemKeys,
 // inverted ClearRange) are deferred errors: every later read and Commit
 // return them and nothing is written. Timeouts run from creation or Reset
-// and are not restarted by OnError (API >= 610); the timeout, retry limit,
-// max retry delay and size limit persist across OnError, other options and
-// all state do not; Reset clears everything.
+// and are not restarted by OnError (API >= 610); the timeout, retry limit
+// and max retry delay persist across OnError (fdb.options' persistent
+// ones), the size limit, system key access and all state do not; Reset
+// clears everything.
+//
+// FoundationDB's client rules that the conformance suite states (kvtest's
+// Commit/, OnError/, Versions/, Versionstamp/, Limits/, SystemKeys/ and
+// SpecialKeys/ cases), all followed here: from Commit until OnError or
+// Reset every read, write, conflict range and second Commit fails with
+// used_during_commit (2017); an error OnError refuses cancels the
+// transaction until Reset; SetReadVersion fails with 2010 once there is a
+// read version and with 2011 for v <= 0; a failed commit's versionstamp
+// fails with transaction_invalid_version (2020); GetCommittedVersion is -1
+// before a commit; a negative range limit is range_limits_invalid (2012);
+// an atomic operation checks the key's range (2004) before its type
+// (2018). The size limit counts what a client sends — one mutation per key
+// after coalescing, merged conflict ranges — and a read-only commit is not
+// checked. A SetVersionstampedKey makes the range its key may land in
+// unreadable (accessed_unreadable, 1036) until commit and conflicts as
+// the key it became, not as every key it could have been; the four offset
+// bytes count against the key and value limits, and an offset of 0 is
+// legal. Clearing a key longer than the limit is accepted and does
+// nothing; system keys may be 30,000 bytes. \xff/metadataVersion is
+// readable without options and writable only by SetVersionstampedValue
+// with a stamp at offset 0; \xff\xff/status/json holds a status document
+// with FoundationDB's shape, filled only with what is true of one process
+// (available unless failed, the latest version, the bytes on disk); other
+// \xff\xff keys fail with special_keys_no_module_found (2113). A read at a
+// version not reached yet waits up to a second (FUTURE_VERSION_DELAY)
+// before failing with future_version. Versionstamp batch order is the
+// position in the commit group, failed transactions included, at most
+// 32767.
 //
 // # Durability
 //
@@ -191,19 +220,25 @@
 //
 // # Differences from FoundationDB
 //
+// Kept on purpose, each for its reason (kv/kvtest/ENGINE_BUGS.md lists
+// them too):
+//
 //   - One process: no commit_unknown_result from the engine itself (only
-//     if Pebble's write fails), no cluster_version_changed, no throttling.
+//     if a disk write fails), no cluster_version_changed, no throttling.
 //     Use kv/faulty to inject those.
 //   - A commit interrupted by cancel or timeout while queued or in flight
 //     reports transaction_cancelled / transaction_timed_out and may still
 //     commit, as FoundationDB's can.
-//   - GetVersionstamp resolves for every committed transaction that wrote
-//     (FoundationDB's client does the same: only read-only and failed
-//     commits error, read-only with no_commit_version, 2021).
-//   - Keys in the system keyspace are ordinary keys here; nothing in
-//     \xff/ has FoundationDB's special meaning, and the key size limit is
-//     kv.MaxKeySize for them too.
+//   - GetVersionstamp keeps working after Commit; FoundationDB's fails with
+//     used_during_commit. kv promises the stamp of a committed transaction
+//     (package txn reads it after committing) and kv/fdbkv keeps that
+//     promise on a cluster by asking for it before committing.
+//   - Keys in the system keyspace other than \xff/metadataVersion are
+//     ordinary keys: nothing in \xff/ configures anything, and the special
+//     key space serves only \xff\xff/status/json.
 //   - Range reads take a Range, not key selectors; a range whose begin is
 //     after its end reads nothing (FoundationDB's getRange does the same)
 //     while ClearRange and conflict ranges fail with inverted_range (2005).
+//   - A disk failure stops commits (io_error, 1510) until the database is
+//     reopened; a cluster would recruit elsewhere. See Disk failures.
 package embedded

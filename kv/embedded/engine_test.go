@@ -578,18 +578,25 @@ func TestOnErrorRetryLimitAndPersistence(t *testing.T) {
 			t.Fatalf("retry %d: %v", i, err)
 		}
 	}
-	if err := tr.OnError(retry); !errors.Is(err, kv.ErrNotCommitted) {
-		t.Fatalf("third retry with limit 2: %v", err)
-	}
-	wantCode(t, "OnError(nil)", tr.OnError(nil), kv.CodeClientInvalidOperation)
-	if err := tr.OnError(kv.NewError(kv.CodeKeyTooLarge)); !errors.Is(err, kv.ErrKeyTooLarge) {
-		t.Fatalf("non-retryable passed through as %v", err)
-	}
-	// OnError discarded the write; Reset drops the retry limit.
+	// OnError discarded the write.
 	if v := tr.Get([]byte("k")).MustGet(); v != nil {
 		t.Fatalf("write survived OnError: %q", v)
 	}
+	wantCode(t, "OnError(nil)", tr.OnError(nil), kv.CodeClientInvalidOperation)
+	if err := tr.OnError(retry); !errors.Is(err, kv.ErrNotCommitted) {
+		t.Fatalf("third retry with limit 2: %v", err)
+	}
+	// The refusal cancelled the transaction until Reset (FoundationDB,
+	// API >= 610): whatever OnError gets next, and every operation, report
+	// transaction_cancelled.
+	wantCode(t, "OnError after a refusal", tr.OnError(kv.NewError(kv.CodeKeyTooLarge)), kv.CodeTransactionCancelled)
+	_, err := tr.Get([]byte("k")).Get()
+	wantCode(t, "Get after a refusal", err, kv.CodeTransactionCancelled)
+	// Reset drops the retry limit and the cancellation.
 	tr.Reset()
+	if err := newTr(t, db).OnError(kv.NewError(kv.CodeKeyTooLarge)); !errors.Is(err, kv.ErrKeyTooLarge) {
+		t.Fatalf("non-retryable passed through as %v", err)
+	}
 	if err := tr.OnError(retry); err != nil {
 		t.Fatalf("after Reset the retry limit should be gone: %v", err)
 	}
@@ -638,7 +645,8 @@ func TestVersionstamps(t *testing.T) {
 func TestOneGroupResolvesInArrivalOrder(t *testing.T) {
 	// Drive commitGroup directly with one group, as the committer would:
 	// earlier transactions of the group conflict with later readers, and
-	// batch order numbers only the accepted ones.
+	// batch order is the position in the group, failed transactions
+	// included, as a commit proxy numbers its batch.
 	db := openMem(t, nil)
 	rv := newTr(t, db).GetReadVersion().MustGet()
 	mk := func(reads bool, key string) *commitReq {
@@ -656,7 +664,7 @@ func TestOneGroupResolvesInArrivalOrder(t *testing.T) {
 	group := []*commitReq{mk(true, "k"), mk(true, "k"), mk(false, "k"), mk(true, "other")}
 	db.commitGroup(group)
 	wantErr := []bool{false, true, false, false}
-	wantOrder := []uint16{0, 0, 1, 2}
+	wantOrder := []uint16{0, 1, 2, 3}
 	for i, r := range group {
 		<-r.done
 		if (r.err != nil) != wantErr[i] {

@@ -33,14 +33,15 @@ type Options struct {
 	ReadOnly bool
 
 	// MaxBatchTransactions caps how many transactions one group commit
-	// applies in one Pebble batch. Default 1024; allowed 1 to 65536 (the
-	// versionstamp's batch order is 16 bits).
+	// applies in one Pebble batch. Default 1024; allowed 1 to 32768 (a
+	// versionstamp's batch order is the position in the group, at most
+	// 32767 as in FoundationDB, whose batch index is a signed 16 bits).
 	MaxBatchTransactions int
 }
 
 const (
 	defaultMaxBatchTransactions = 1024
-	maxMaxBatchTransactions     = 1 << 16
+	maxMaxBatchTransactions     = 1 << 15
 )
 
 // withDefaults returns a copy of o (nil allowed) with defaults filled in.

@@ -59,12 +59,18 @@ func (t *transaction) get(key []byte, snapshot bool) *kv.Future[[]byte] {
 	if err := t.readCheck(); err != nil {
 		return kv.Failed[[]byte](err)
 	}
-	if bytes.Compare(key, t.maxReadKey()) >= 0 {
+	if bytes.HasPrefix(key, specialKeyPrefix) {
+		return t.getSpecial(key)
+	}
+	if bytes.Compare(key, t.maxReadKey()) >= 0 && !bytes.Equal(key, metadataVersionKey) {
 		return kv.Failed[[]byte](kv.Errorf(kv.CodeKeyOutsideLegalRange, "key %q is in the system keyspace; use SetReadSystemKeys or SetAccessSystemKeys", trunc(key)))
 	}
-	if len(key) > kv.MaxKeySize {
+	if len(key) > maxKeySize(key) {
 		// No key this long can exist (FoundationDB answers absent too).
 		return kv.Ready[[]byte](nil, nil)
+	}
+	if t.a.writes.touchesUnreadable(kv.SingleKeyRange(key)) {
+		return kv.Failed[[]byte](kv.Errorf(kv.CodeAccessedUnreadable, "key %q is where a SetVersionstampedKey of this transaction may land", trunc(key)))
 	}
 	e, ok := t.a.writes.get(key)
 	if ok && e.kind == entryUnreadable {
@@ -98,7 +104,7 @@ func (t *transaction) getRange(r kv.Range, opts kv.RangeOptions, snapshot bool) 
 		return kv.Failed[[]kv.KeyValue](err)
 	}
 	if opts.Limit < 0 {
-		return kv.Failed[[]kv.KeyValue](kv.Errorf(kv.CodeInvalidOptionValue, "range limit %d is negative (0 means no limit)", opts.Limit))
+		return kv.Failed[[]kv.KeyValue](kv.Errorf(codeRangeLimitsInvalid, "range limit %d is negative (0 means no limit)", opts.Limit))
 	}
 	if max := t.maxReadKey(); bytes.Compare(r.Begin, max) > 0 || bytes.Compare(r.End, max) > 0 {
 		return kv.Failed[[]kv.KeyValue](kv.Errorf(kv.CodeKeyOutsideLegalRange, "range %v reaches the system keyspace; use SetReadSystemKeys or SetAccessSystemKeys", r))
@@ -113,6 +119,21 @@ func (t *transaction) getRange(r kv.Range, opts kv.RangeOptions, snapshot bool) 
 	out, full, err := t.mergeRange(s, r, opts)
 	if err != nil {
 		return kv.Failed[[]kv.KeyValue](t.readErr(err))
+	}
+	if len(t.a.writes.unreadable) > 0 {
+		// The part of r the read went through: all of it, or up to the
+		// last key a limit stopped at.
+		covered := r
+		if !full && len(out) > 0 {
+			if last := out[len(out)-1].Key; opts.Reverse {
+				covered.Begin = last
+			} else {
+				covered.End = kv.KeyAfter(last)
+			}
+		}
+		if t.a.writes.touchesUnreadable(covered) {
+			return kv.Failed[[]kv.KeyValue](kv.Errorf(kv.CodeAccessedUnreadable, "range %v reaches where a SetVersionstampedKey of this transaction may land", r))
+		}
 	}
 	if !snapshot {
 		cr := kv.Range{Begin: clone(r.Begin, true), End: clone(r.End, true)}
@@ -284,6 +305,9 @@ func (t *transaction) addWrite(r kv.Range) {
 func (t *transaction) checkConflictRange(r kv.Range, max []byte) error {
 	if err := t.live(); err != nil {
 		return err
+	}
+	if t.a.commitStarted {
+		return usedDuringCommit()
 	}
 	if bytes.Compare(r.Begin, r.End) > 0 {
 		return kv.Errorf(kv.CodeInvertedRange, "conflict range %v has begin after end", r)

@@ -60,6 +60,9 @@ func (e *entry) resolve(base []byte, basePresent bool) ([]byte, bool) {
 type writeMap struct {
 	keys    *btree.BTreeG[*entry]
 	cleared []kv.Range
+	// unreadable holds the ranges where a versionstamped key may land:
+	// reads that touch them fail with accessed_unreadable until commit.
+	unreadable []kv.Range
 }
 
 func newWriteMap() writeMap {
@@ -93,8 +96,25 @@ func (w *writeMap) clear(key []byte) {
 	w.keys.ReplaceOrInsert(&entry{key: key, kind: entryKnown})
 }
 
-func (w *writeMap) setUnreadable(key []byte) {
-	w.keys.ReplaceOrInsert(&entry{key: key, kind: entryUnreadable})
+// setUnreadable records a SetVersionstampedValue of param on key.
+func (w *writeMap) setUnreadable(key, param []byte) {
+	w.keys.ReplaceOrInsert(&entry{key: key, kind: entryUnreadable, value: param})
+}
+
+// unreadableRange records the range a versionstamped key may land in.
+func (w *writeMap) unreadableRange(r kv.Range) {
+	w.unreadable = append(w.unreadable, r)
+}
+
+// touchesUnreadable reports whether r intersects a range where a
+// versionstamped key may land.
+func (w *writeMap) touchesUnreadable(r kv.Range) bool {
+	for _, u := range w.unreadable {
+		if bytes.Compare(u.Begin, r.End) < 0 && bytes.Compare(r.Begin, u.End) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // atomic records op on key: evaluated now if the base is known, queued on

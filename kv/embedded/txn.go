@@ -22,7 +22,6 @@ type transaction struct {
 	timeout       time.Duration
 	retryLimit    int
 	maxRetryDelay time.Duration
-	sizeLimit     int
 	// start is when the transaction was created or last Reset; the timeout
 	// runs from it and OnError does not restart it (API >= 610).
 	start   time.Time
@@ -38,7 +37,10 @@ type transaction struct {
 
 // attempt is the state OnError and Reset discard.
 type attempt struct {
+	// Options FoundationDB does not keep across onError (they are not
+	// "persistent" in fdb.options): system key access and the size limit.
 	accessSystem, readSystem bool
+	sizeLimit                int
 
 	rv    int64
 	hasRV bool
@@ -51,9 +53,13 @@ type attempt struct {
 	size     int64
 	deferred error // first invalid write; returned by reads and Commit
 
-	committing bool
-	committed  bool
-	version    int64
+	// commitStarted is set by Commit and cleared only by OnError and
+	// Reset: until then reads, writes, conflict ranges and a second Commit
+	// fail with used_during_commit, as RYW's checkUsedDuringCommit makes
+	// them (after a successful commit too).
+	commitStarted bool
+	committed     bool
+	version       int64
 	// stamp resolves this attempt's GetVersionstamp futures.
 	stamp *stampResult
 }
@@ -78,8 +84,12 @@ func (s *stampResult) resolve(v kv.Versionstamp, err error) {
 
 // FoundationDB codes the kv package does not name.
 const (
-	codeInvalidMutationType kv.Code = 2018 // invalid_mutation_type
-	codeNoCommitVersion     kv.Code = 2021 // no_commit_version
+	codeReadVersionAlreadySet     kv.Code = 2010 // read_version_already_set
+	codeVersionInvalid            kv.Code = 2011 // version_invalid
+	codeRangeLimitsInvalid        kv.Code = 2012 // range_limits_invalid
+	codeInvalidMutationType       kv.Code = 2018 // invalid_mutation_type
+	codeTransactionInvalidVersion kv.Code = 2020 // transaction_invalid_version
+	codeNoCommitVersion           kv.Code = 2021 // no_commit_version
 )
 
 func newTransaction(db *DB, ctx context.Context) *transaction {
@@ -93,7 +103,6 @@ func (t *transaction) reset() {
 	t.timeout = 0
 	t.retryLimit = -1
 	t.maxRetryDelay = kv.DefaultMaxRetryDelay
-	t.sizeLimit = kv.DefaultSizeLimit
 	t.start = time.Now()
 	t.retries = 0
 	t.backoff.Reset()
@@ -109,7 +118,7 @@ func (t *transaction) newAttempt() {
 	if t.a.stamp != nil {
 		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
 	}
-	t.a = attempt{writes: newWriteMap(), stamp: &stampResult{done: make(chan struct{})}}
+	t.a = attempt{writes: newWriteMap(), sizeLimit: kv.DefaultSizeLimit, stamp: &stampResult{done: make(chan struct{})}}
 }
 
 func (t *transaction) cancelCh() chan struct{} {
@@ -189,8 +198,8 @@ func (t *transaction) readCheck() error {
 	if err := t.live(); err != nil {
 		return err
 	}
-	if t.a.committing {
-		return kv.NewError(kv.CodeUsedDuringCommit)
+	if t.a.commitStarted {
+		return usedDuringCommit()
 	}
 	return t.a.deferred
 }
@@ -226,15 +235,12 @@ func (t *transaction) commit() error {
 	if err := t.live(); err != nil {
 		return t.failStamp(err)
 	}
-	switch {
-	case t.a.committing:
-		return kv.NewError(kv.CodeUsedDuringCommit)
-	case t.a.committed:
-		return kv.Errorf(kv.CodeClientInvalidOperation, "transaction already committed; Reset it to reuse it")
-	case t.a.deferred != nil:
+	if t.a.commitStarted {
+		return usedDuringCommit()
+	}
+	t.a.commitStarted = true
+	if t.a.deferred != nil {
 		return t.failStamp(t.a.deferred)
-	case t.a.size > int64(t.sizeLimit):
-		return t.failStamp(kv.Errorf(kv.CodeTransactionTooLarge, "transaction size %d exceeds the limit of %d", t.a.size, t.sizeLimit))
 	}
 	if len(t.a.muts) == 0 && len(t.a.wconf) == 0 {
 		// Read-only: commits even on a failed DB, whose reads still work.
@@ -247,6 +253,12 @@ func (t *transaction) commit() error {
 	}
 	if t.db.opts.ReadOnly {
 		return t.failStamp(fmt.Errorf("embedded: commit: %w", ErrReadOnly))
+	}
+	// The size limit applies to what a FoundationDB client sends: one
+	// mutation per key after read-your-writes coalescing and merged
+	// conflict ranges, not every call (GetApproximateSize counts those).
+	if sent := t.sentSize(); sent > int64(t.a.sizeLimit) {
+		return t.failStamp(kv.Errorf(kv.CodeTransactionTooLarge, "transaction size %d exceeds the limit of %d", sent, t.a.sizeLimit))
 	}
 	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, size: t.a.size, done: make(chan struct{})}
 	if len(t.a.reads) > 0 && !t.a.hasRV {
@@ -268,9 +280,6 @@ func (t *transaction) commit() error {
 		}
 		req.reads, req.rv = t.a.reads, t.a.rv
 	}
-	t.a.committing = true
-	defer func() { t.a.committing = false }()
-
 	timer, stop := t.timeoutTimer()
 	defer stop()
 	select {
@@ -297,20 +306,31 @@ func (t *transaction) commit() error {
 	return nil
 }
 
-// failStamp resolves pending GetVersionstamp futures with the commit error
-// and returns it.
+// failStamp resolves pending GetVersionstamp futures with
+// transaction_invalid_version (2020), as FoundationDB's client does for a
+// commit that failed (the commit error is its cause), and returns err.
 func (t *transaction) failStamp(err error) error {
-	t.a.stamp.resolve(kv.Versionstamp{}, err)
+	t.a.stamp.resolve(kv.Versionstamp{}, &kv.Error{Code: codeTransactionInvalidVersion, Detail: "the commit failed", Cause: err})
 	return err
 }
 
+func usedDuringCommit() error {
+	return kv.Errorf(kv.CodeUsedDuringCommit, "Commit was called: OnError or Reset the transaction to use it again")
+}
+
+// GetCommittedVersion is -1 (and no error) until a commit that wrote
+// succeeds, as FoundationDB's committedVersion starts at invalidVersion.
 func (t *transaction) GetCommittedVersion() (int64, error) {
 	if !t.a.committed {
-		return 0, kv.Errorf(kv.CodeClientInvalidOperation, "GetCommittedVersion before a successful Commit")
+		return -1, nil
 	}
 	return t.a.version, nil
 }
 
+// GetVersionstamp works after Commit too, unlike FoundationDB's (which
+// fails with used_during_commit): kv promises the stamp of a committed
+// transaction, and kv/fdbkv keeps that promise on a cluster by asking for
+// it before committing.
 func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
 	s := t.a.stamp
 	return kv.NewFuture(func() (kv.Versionstamp, error) {
@@ -327,10 +347,14 @@ func (t *transaction) OnError(err error) error {
 		// not fail.
 		return kv.Errorf(kv.CodeClientInvalidOperation, "OnError(nil): pass the error the transaction returned")
 	}
-	if !kv.IsRetryable(err) {
-		return err
+	if t.cancelled() {
+		return kv.NewError(kv.CodeTransactionCancelled)
 	}
-	if t.retryLimit >= 0 && t.retries >= t.retryLimit {
+	if !kv.IsRetryable(err) || t.retryLimit >= 0 && t.retries >= t.retryLimit {
+		// FoundationDB (API >= 610) cancels a transaction whose error it
+		// refuses: its writes can no longer commit, and every operation
+		// fails with transaction_cancelled until Reset.
+		t.Cancel()
 		return err
 	}
 	d := t.backoff.Next(t.maxRetryDelay, t.rng.Float64())
@@ -342,7 +366,10 @@ func (t *transaction) OnError(err error) error {
 		if werr != nil {
 			return werr
 		}
-	} else if lerr := t.live(); lerr != nil {
+	}
+	// Checked after the backoff too: when the backoff and the timeout end
+	// together, wait's select may pick either (seen on a loaded machine).
+	if lerr := t.live(); lerr != nil {
 		return lerr
 	}
 	t.retries++
@@ -351,6 +378,17 @@ func (t *transaction) OnError(err error) error {
 }
 
 func (t *transaction) Reset() { t.reset() }
+
+// cancelled reports whether Cancel (or a refused OnError) has cancelled
+// the transaction.
+func (t *transaction) cancelled() bool {
+	select {
+	case <-t.cancelCh():
+		return true
+	default:
+		return false
+	}
+}
 
 func (t *transaction) Cancel() {
 	t.cmu.Lock()
@@ -400,7 +438,7 @@ func (o options) SetSizeLimit(n int) error {
 	if n < 32 || n > kv.DefaultSizeLimit {
 		return badOption("size limit %d is outside 32 to %d", n, kv.DefaultSizeLimit)
 	}
-	o.t.sizeLimit = n
+	o.t.a.sizeLimit = n
 	return nil
 }
 

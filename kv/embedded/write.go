@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"slices"
 
 	"github.com/idemkv/idemkv/kv"
 )
@@ -10,17 +11,48 @@ import (
 // recorded in order for the committer, mirrored in the write map for reads,
 // and covered by write conflict ranges.
 
+// metadataVersionKey is FoundationDB's \xff/metadataVersion: readable
+// without options, writable only by SetVersionstampedValue with
+// metadataVersionRequiredValue (a stamp at offset 0), whatever the options.
+var (
+	metadataVersionKey           = []byte("\xff/metadataVersion")
+	metadataVersionRequiredValue = make([]byte, 14)
+)
+
+// systemKeySizeLimit is FoundationDB's SYSTEM_KEY_SIZE_LIMIT: keys in the
+// system keyspace may be up to 30,000 bytes.
+const systemKeySizeLimit = 30_000
+
+// maxKeySize is the size limit for key: kv.MaxKeySize, or
+// systemKeySizeLimit in the system keyspace (getMaxWriteKeySize).
+func maxKeySize(key []byte) int {
+	if len(key) > 0 && key[0] == kv.SystemPrefix {
+		return systemKeySizeLimit
+	}
+	return kv.MaxKeySize
+}
+
+// writable reports whether writes may be recorded: no deferred error yet
+// and Commit not called. A write after Commit is dropped (FoundationDB
+// makes it a deferred used_during_commit; every later read and Commit
+// report that here too).
+func (t *transaction) writable() bool {
+	return t.a.deferred == nil && !t.a.commitStarted
+}
+
 // writeCheck validates a write's key and value; an error is deferred.
 func (t *transaction) writeCheck(key []byte, valueLen int) bool {
-	if t.a.deferred != nil || t.a.committing {
+	if !t.writable() {
 		return false
 	}
 	var err error
 	switch {
+	case bytes.Equal(key, metadataVersionKey):
+		err = kv.Errorf(kv.CodeClientInvalidOperation, "\xff/metadataVersion can only be written by SetVersionstampedValue with a stamp at offset 0")
 	case bytes.Compare(key, t.maxWriteKey()) >= 0:
 		err = kv.Errorf(kv.CodeKeyOutsideLegalRange, "key %q is in the system keyspace; use SetAccessSystemKeys", trunc(key))
-	case len(key) > kv.MaxKeySize:
-		err = kv.Errorf(kv.CodeKeyTooLarge, "key of %d bytes exceeds the limit of %d", len(key), kv.MaxKeySize)
+	case len(key) > maxKeySize(key):
+		err = kv.Errorf(kv.CodeKeyTooLarge, "key of %d bytes exceeds the limit of %d", len(key), maxKeySize(key))
 	case valueLen > kv.MaxValueSize:
 		err = kv.Errorf(kv.CodeValueTooLarge, "value of %d bytes exceeds the limit of %d", valueLen, kv.MaxValueSize)
 	}
@@ -47,6 +79,11 @@ func (t *transaction) Set(key, value []byte) {
 }
 
 func (t *transaction) Clear(key []byte) {
+	if t.writable() && len(key) > maxKeySize(key) && bytes.Compare(key, t.maxWriteKey()) < 0 {
+		// No key that long exists: FoundationDB accepts the clear and
+		// drops it.
+		return
+	}
 	if !t.writeCheck(key, 0) {
 		return
 	}
@@ -57,7 +94,7 @@ func (t *transaction) Clear(key []byte) {
 }
 
 func (t *transaction) ClearRange(r kv.Range) {
-	if t.a.deferred != nil || t.a.committing {
+	if !t.writable() {
 		return
 	}
 	if bytes.Compare(r.Begin, r.End) > 0 {
@@ -78,11 +115,32 @@ func (t *transaction) ClearRange(r kv.Range) {
 }
 
 func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
-	if t.a.deferred != nil || t.a.committing {
+	if !t.writable() {
+		return
+	}
+	// FoundationDB's order of checks (RYW atomicOp): the metadata version
+	// key, the key's range, the mutation type, then the sizes — of the key
+	// and parameter as given, a versionstamp's four offset bytes included.
+	switch {
+	case bytes.Equal(key, metadataVersionKey):
+		if op != kv.SetVersionstampedValue || !bytes.Equal(param, metadataVersionRequiredValue) {
+			t.a.deferred = kv.Errorf(kv.CodeClientInvalidOperation, "\xff/metadataVersion can only be written by SetVersionstampedValue with a stamp at offset 0")
+			return
+		}
+	case bytes.Compare(key, t.maxWriteKey()) >= 0:
+		t.a.deferred = kv.Errorf(kv.CodeKeyOutsideLegalRange, "key %q is in the system keyspace; use SetAccessSystemKeys", trunc(key))
 		return
 	}
 	if !op.Valid() {
 		t.a.deferred = kv.Errorf(codeInvalidMutationType, "unknown atomic operation %d", int(op))
+		return
+	}
+	if len(key) > maxKeySize(key) {
+		t.a.deferred = kv.Errorf(kv.CodeKeyTooLarge, "key of %d bytes exceeds the limit of %d", len(key), maxKeySize(key))
+		return
+	}
+	if len(param) > kv.MaxValueSize {
+		t.a.deferred = kv.Errorf(kv.CodeValueTooLarge, "parameter of %d bytes exceeds the limit of %d", len(param), kv.MaxValueSize)
 		return
 	}
 	switch op {
@@ -91,35 +149,35 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 			t.a.deferred = err
 			return
 		}
-		if !t.writeCheck(key[:len(key)-4], len(param)) {
-			return
-		}
+		// The key may land anywhere in [lo, hi): unreadable until commit
+		// (accessed_unreadable), and not a write conflict range — the
+		// committer adds the key it actually writes, as FoundationDB's
+		// commit proxy does, so readers of the range are not conflicted
+		// by every possible stamp. lo uses the read version, if any, as
+		// getVersionstampKeyRange does: the stamp will be above it.
 		k, p := clone(key, true), clone(param, true)
-		t.record(mutation{kind: mutAtomic, op: op, key: k, value: p})
-		lo, _ := kv.PlaceVersionstamp(k, kv.Versionstamp{})
-		hi, _ := kv.PlaceVersionstamp(k, kv.Versionstamp{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-		if bytes.Compare(hi, t.maxWriteKey()) >= 0 {
-			t.a.muts = t.a.muts[:len(t.a.muts)-1]
-			t.a.deferred = kv.Errorf(kv.CodeKeyOutsideLegalRange, "versionstamped key %q can reach the system keyspace; use SetAccessSystemKeys", trunc(hi))
-			return
+		var low kv.Versionstamp
+		if t.a.hasRV {
+			low = kv.NewVersionstamp(t.a.rv+1, 0)
 		}
-		t.addWrite(kv.Range{Begin: lo, End: kv.KeyAfter(hi)})
+		lo, _ := kv.PlaceVersionstamp(k, low)
+		hi, _ := kv.PlaceVersionstamp(k, kv.Versionstamp{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		end := kv.KeyAfter(hi)
+		if max := t.maxReadKey(); bytes.Compare(end, max) > 0 {
+			end = max // clamped, as getVersionstampKeyRange does
+		}
+		t.record(mutation{kind: mutAtomic, op: op, key: k, value: p})
+		t.a.writes.unreadableRange(kv.Range{Begin: lo, End: end})
 		return
 	case kv.SetVersionstampedValue:
 		if _, err := kv.VersionstampOffset(param); err != nil {
 			t.a.deferred = err
 			return
 		}
-		if !t.writeCheck(key, len(param)-4) {
-			return
-		}
 		k, p := clone(key, true), clone(param, true)
 		t.record(mutation{kind: mutAtomic, op: op, key: k, value: p})
-		t.a.writes.setUnreadable(k)
+		t.a.writes.setUnreadable(k, p)
 		t.addWrite(kv.SingleKeyRange(k))
-		return
-	}
-	if !t.writeCheck(key, len(param)) {
 		return
 	}
 	k, p := clone(key, true), clone(param, true)
@@ -128,14 +186,78 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 	t.addWrite(kv.SingleKeyRange(k))
 }
 
+// SetReadVersion fixes the read version. As FoundationDB's setVersion, it
+// fails (deferred to the next read or Commit) with
+// read_version_already_set (2010) once the transaction has a read version
+// — from GetReadVersion, a read or an earlier SetReadVersion — and with
+// version_invalid (2011) for a version <= 0.
 func (t *transaction) SetReadVersion(v int64) {
-	if t.a.hasRV && t.a.read {
-		// FoundationDB rejects this too (read_version_already_set); keep the
-		// version already read at and remember the misuse.
-		if t.a.deferred == nil && v != t.a.rv {
-			t.a.deferred = kv.Errorf(kv.CodeClientInvalidOperation, "SetReadVersion(%d) after reading at %d", v, t.a.rv)
-		}
-		return
+	switch {
+	case t.a.deferred != nil:
+	case t.a.hasRV:
+		t.a.deferred = kv.Errorf(codeReadVersionAlreadySet, "SetReadVersion(%d): the transaction already reads at %d", v, t.a.rv)
+	case v <= 0:
+		t.a.deferred = kv.Errorf(codeVersionInvalid, "SetReadVersion(%d): versions are positive", v)
+	default:
+		t.a.rv, t.a.hasRV = v, true
 	}
-	t.a.rv, t.a.hasRV = v, true
+}
+
+// sentSize is the size FoundationDB's client would check against the size
+// limit at commit: the commit request's mutations after read-your-writes
+// coalescing (one per key for sets and clears; atomic operations on an
+// unread base each), cleared ranges, versionstamped keys, and the read and
+// write conflict ranges after merging.
+func (t *transaction) sentSize() int64 {
+	var n int64
+	t.a.writes.keys.Ascend(func(e *entry) bool {
+		switch e.kind {
+		case entryAtomic:
+			for _, o := range e.ops {
+				n += int64(len(e.key) + len(o.param))
+			}
+		default:
+			n += int64(len(e.key) + len(e.value))
+		}
+		return true
+	})
+	for _, c := range t.a.writes.cleared {
+		n += int64(len(c.Begin) + len(c.End))
+	}
+	for _, m := range t.a.muts {
+		if m.kind == mutAtomic && m.op == kv.SetVersionstampedKey {
+			n += int64(len(m.key) + len(m.value))
+		}
+	}
+	return n + rangesSize(mergeRanges(t.a.reads)) + rangesSize(mergeRanges(t.a.wconf))
+}
+
+// mergeRanges returns rs sorted, with overlapping and touching ranges
+// merged, as FoundationDB's client sends conflict ranges.
+func mergeRanges(rs []kv.Range) []kv.Range {
+	if len(rs) < 2 {
+		return rs
+	}
+	s := slices.Clone(rs)
+	slices.SortFunc(s, func(a, b kv.Range) int { return bytes.Compare(a.Begin, b.Begin) })
+	out := s[:1]
+	for _, r := range s[1:] {
+		last := &out[len(out)-1]
+		if bytes.Compare(r.Begin, last.End) <= 0 {
+			if bytes.Compare(r.End, last.End) > 0 {
+				last.End = r.End
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func rangesSize(rs []kv.Range) int64 {
+	var n int64
+	for _, r := range rs {
+		n += int64(len(r.Begin) + len(r.End))
+	}
+	return n
 }

@@ -25,6 +25,7 @@ func cases() []testCase {
 	for _, group := range [][]testCase{
 		rangeCases(), rywCases(), conflictCases(), atomicCases(),
 		versionCases(), limitCases(), optionCases(),
+		lifecycleCases(), fdbKeyCases(),
 	} {
 		all = append(all, group...)
 	}
