@@ -378,16 +378,16 @@ func (t *transaction) sleep(d time.Duration) {
 // because the inner transaction may be replaced between attempts: the
 // retry count and backoff belong to the wrapper.
 func (t *transaction) OnError(err error) error {
-	if !kv.IsRetryable(err) {
-		return err
-	}
 	t.mu.Lock()
 	canceled := t.mu.canceled
 	t.mu.Unlock()
 	if canceled {
 		return kv.NewError(kv.CodeTransactionCancelled)
 	}
-	if t.opts.retryLimit >= 0 && t.retries >= t.opts.retryLimit {
+	if !kv.IsRetryable(err) || t.opts.retryLimit >= 0 && t.retries >= t.opts.retryLimit {
+		// FoundationDB (API >= 610) cancels a transaction whose error
+		// OnError refuses, until Reset (kvtest's OnError/RefusedCancels...).
+		t.Cancel()
 		return err
 	}
 	if d := t.backoff.Next(t.opts.maxRetryDelay, rand.Float64()); d > 0 {
@@ -406,6 +406,10 @@ func (t *transaction) OnError(err error) error {
 		return kv.NewError(kv.CodeTransactionCancelled)
 	}
 	t.retries++
+	// OnError keeps only FoundationDB's persistent options (timeout, retry
+	// limit, max retry delay): the size limit and system key access go,
+	// as on a cluster (kvtest's Options/SizeLimitDroppedByOnError).
+	t.opts.sizeLimit, t.opts.accessSystemKeys, t.opts.readSystemKeys = 0, false, false
 	return t.renew(true)
 }
 
