@@ -33,6 +33,10 @@ type transaction struct {
 
 	commitStarted atomic.Bool
 	committed     atomic.Int64 // committed version; -1 until a commit succeeds
+	// cancelled is set by cancel and by an on_error that refused its
+	// error, until reset: FoundationDB's commit then fails with
+	// transaction_cancelled without starting (no used_during_commit after).
+	cancelled atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -178,6 +182,7 @@ func fdb_transaction_cancel(h uintptr) {
 	if t == nil {
 		return
 	}
+	t.cancelled.Store(true)
 	t.tr.Cancel()
 	if t.mu.TryLock() {
 		ws := t.mu.watches
@@ -205,6 +210,7 @@ func fdb_transaction_reset(h uintptr) {
 	ws := t.mu.watches
 	t.mu.watches = nil
 	t.commitStarted.Store(false)
+	t.cancelled.Store(false)
 	t.committed.Store(-1)
 	t.mu.Unlock()
 	failWatches(ws, errTransactionCancelled)
@@ -338,6 +344,9 @@ func fdb_transaction_commit(h uintptr) uintptr {
 	if t.commitStarted.Load() {
 		return failed(kindNil, errUsedDuringCommit)
 	}
+	if t.cancelled.Load() {
+		return failed(kindNil, errTransactionCancelled)
+	}
 	t.mu.Lock()
 	if !t.commitStarted.CompareAndSwap(false, true) {
 		t.mu.Unlock()
@@ -445,6 +454,9 @@ func fdb_transaction_on_error(h uintptr, code int32) uintptr {
 			err = t.tr.OnError(kv.NewError(kv.Code(code)))
 		}
 		var ws []*pendingWatch
+		if err != nil {
+			t.cancelled.Store(true)
+		}
 		if err == nil {
 			t.mu.deferred, t.mu.system = 0, false
 			ws = t.mu.watches

@@ -131,9 +131,11 @@
 //     maybe-committed and checks its marker before running the function
 //     again.
 //
-// Options set through Options() persist across OnError (they are applied
-// again after each retry) and are forgotten by Reset. The retry limit
-// counts both kinds of retry.
+// The timeout, retry limit and max retry delay persist across OnError
+// (FoundationDB's persistent options; they are applied again after each
+// retry); the size limit and system key access do not, as on a cluster,
+// and Reset forgets everything. The retry limit counts both kinds of
+// retry; an error OnError refuses cancels the transaction until Reset.
 //
 // # Concurrency
 //

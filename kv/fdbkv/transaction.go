@@ -203,7 +203,7 @@ func (t *transaction) getRange(rd reader, r kv.Range, o kv.RangeOptions) *kv.Fut
 		return kv.Failed[[]kv.KeyValue](err)
 	}
 	if o.Limit < 0 {
-		return kv.Failed[[]kv.KeyValue](kv.Errorf(kv.CodeInvalidOptionValue, "fdbkv: range limit %d is negative: use 0 (no limit) or more", o.Limit))
+		return kv.Failed[[]kv.KeyValue](kv.Errorf(2012, "fdbkv: range limit %d is negative: use 0 (no limit) or more", o.Limit))
 	}
 	rr := rd.GetRange(fdbRange(r), rangeOptions(o))
 	return kv.NewFuture(func() ([]kv.KeyValue, error) {
@@ -305,7 +305,14 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 	case kv.CompareAndClear:
 		t.tr.CompareAndClear(k, param)
 	default:
-		t.pendingErr = kv.Errorf(kv.CodeClientInvalidOperation, "fdbkv: %v is not an atomic operation", op)
+		// The bindings have no call for an unknown type. FoundationDB
+		// checks the key's range first (key_outside_legal_range) and then
+		// the type (invalid_mutation_type, 2018).
+		if len(key) > 0 && key[0] == kv.SystemPrefix && !t.opts.accessSystem {
+			t.pendingErr = kv.Errorf(kv.CodeKeyOutsideLegalRange, "fdbkv: key %q is in the system keyspace", key)
+			return
+		}
+		t.pendingErr = kv.Errorf(2018, "fdbkv: %v is not an atomic operation", op)
 	}
 }
 
@@ -375,6 +382,9 @@ func (t *transaction) OnError(err error) error {
 		return err // nothing is retried for a done context
 	}
 	if t.opts.retryLimitSet && t.opts.retryLimit >= 0 && t.retries >= t.opts.retryLimit && kv.CodeRetryable(code) {
+		// FoundationDB's onError cancels a transaction whose error it
+		// refuses (API >= 610); this path refuses without asking it.
+		t.tr.Cancel()
 		return err
 	}
 	switch code {
@@ -403,6 +413,7 @@ func (t *transaction) OnError(err error) error {
 		if t.ctx.Err() != nil {
 			t.tr.Cancel()
 		}
+		t.dropTransientOptions()
 		return t.reapplyOptions()
 	}
 	if t.db.closed.Load() {
@@ -418,9 +429,17 @@ func (t *transaction) OnError(err error) error {
 	t.pendingErr, t.stamp = nil, nil
 	t.retries++
 	// FoundationDB (API >= 610) keeps the timeout, retry limit and max
-	// retry delay across OnError but not the others; re-applying all of
-	// them is cheap (options are set locally) and keeps kv's contract.
+	// retry delay across OnError but not the others (size limit, system
+	// key access), and so does kv's contract; re-applying the kept ones is
+	// cheap (options are set locally).
+	t.dropTransientOptions()
 	return t.reapplyOptions()
+}
+
+// dropTransientOptions forgets the options OnError does not keep: those
+// fdb.options does not mark persistent.
+func (t *transaction) dropTransientOptions() {
+	t.opts.sizeLimit, t.opts.accessSystem, t.opts.readSystem = 0, false, false
 }
 
 // reapplyOptions sets every option set through Options() again, and the
