@@ -16,6 +16,9 @@ const (
 	mutClear
 	mutClearRange
 	mutAtomic
+	// mutSuperseded is a point write a later Set or Clear of the same key
+	// replaced: skipped at commit, as FoundationDB's write map coalesces.
+	mutSuperseded
 )
 
 // mutation is one write, replayed in order at commit.

@@ -46,8 +46,11 @@ type attempt struct {
 	hasRV bool
 	read  bool // a read has used rv
 
-	writes   writeMap
-	muts     []mutation
+	writes writeMap
+	muts   []mutation
+	// points indexes muts by key for the point writes, so that a Set or
+	// Clear can supersede the earlier ones (see record).
+	points   map[string][]int
 	reads    []kv.Range
 	wconf    []kv.Range
 	size     int64

@@ -63,9 +63,29 @@ func (t *transaction) writeCheck(key []byte, valueLen int) bool {
 	return true
 }
 
+// record appends m to the mutations the commit replays. A Set or Clear
+// supersedes the earlier point writes of its key (their values are
+// dropped), so 200 overwrites of one key send one mutation, as
+// FoundationDB's write map does; GetApproximateSize still counts every
+// call.
 func (t *transaction) record(m mutation) {
-	t.a.muts = append(t.a.muts, m)
 	t.a.size += int64(len(m.key) + len(m.end) + len(m.value))
+	point := m.kind == mutSet || m.kind == mutClear ||
+		m.kind == mutAtomic && m.op != kv.SetVersionstampedKey
+	if point {
+		if t.a.points == nil {
+			t.a.points = make(map[string][]int)
+		}
+		k := string(m.key)
+		if m.kind != mutAtomic {
+			for _, i := range t.a.points[k] {
+				t.a.muts[i] = mutation{kind: mutSuperseded}
+			}
+			t.a.points[k] = t.a.points[k][:0]
+		}
+		t.a.points[k] = append(t.a.points[k], len(t.a.muts))
+	}
+	t.a.muts = append(t.a.muts, m)
 }
 
 func (t *transaction) Set(key, value []byte) {
