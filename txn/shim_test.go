@@ -2,11 +2,11 @@
 
 package txn_test
 
-// The torture test on FoundationDB's real Go bindings, linked against
+// The torture tests on FoundationDB's real Go bindings, linked against
 // kv/fdbc (the in-process fdb_c shim over kv/embedded) through kv/fdbkv:
 // the same seeded fault schedules, wrapped around an "fdb" database
 // instead of the engine directly. Build tags fdb and fdbc; `make test` runs
-// it with the shim's include path in CGO_CFLAGS.
+// them with the shim's include path in CGO_CFLAGS.
 
 import (
 	"context"
@@ -27,7 +27,7 @@ import (
 // shimSeeds is how many of the torture seeds run on the shim in CI: the
 // bindings' cgo calls make each run several times slower than on the
 // engine directly, and the engine runs -txn.seeds of them.
-const shimSeeds = 16
+const shimSeeds = 64
 
 var shimStores atomic.Int64
 
@@ -47,11 +47,31 @@ func openShim(t testing.TB) *fdbkv.DB {
 	return db
 }
 
-func TestTortureCounterOnShim(t *testing.T) {
+// shimFaults is every fault but the recovery version jump, which needs a
+// database that can jump its version (faulty.Recoverer): a client cannot
+// make a cluster recover.
+func shimFaults(seed uint64) faulty.Config {
+	cfg := everyFault(seed)
+	cfg.RecoveryApplied, cfg.RecoveryNotApplied = 0, 0
+	return cfg
+}
+
+// shimReplay is replay with the tags and include path the shim needs.
+func shimReplay(name string, seed uint64) string {
+	return fmt.Sprintf("seed %d; replay with: CGO_CFLAGS=\"-O2 -g -I$PWD/kv/fdbc/include\" go test -tags fdb,fdbc ./txn -run '%s' -seed=%d -v", seed, name, seed)
+}
+
+// shimTortureSeeds is seeds(), at most shimSeeds of them.
+func shimTortureSeeds() []uint64 {
 	all := seeds()
 	if len(all) > shimSeeds {
 		all = all[:shimSeeds]
 	}
+	return all
+}
+
+func TestTortureCounterOnShim(t *testing.T) {
+	all := shimTortureSeeds()
 	var injected atomic.Int64
 	t.Run("seeds", func(t *testing.T) {
 		for _, seed := range all {
@@ -59,12 +79,7 @@ func TestTortureCounterOnShim(t *testing.T) {
 				t.Parallel()
 				key := []byte("counter")
 				inner := openShim(t)
-				// Every fault but the recovery version jump, which needs a
-				// database that can jump its version (faulty.Recoverer): a
-				// client cannot make a cluster recover.
-				cfg := everyFault(seed)
-				cfg.RecoveryApplied, cfg.RecoveryNotApplied = 0, 0
-				db := faulty.Wrap(inner, cfg)
+				db := faulty.Wrap(inner, shimFaults(seed))
 				var committed atomic.Int64
 				run(tortureWorkers, tortureCalls, func() {
 					_, err := txn.Transact(context.Background(), db, func(tr kv.Transaction) (struct{}, error) {
@@ -81,7 +96,7 @@ func TestTortureCounterOnShim(t *testing.T) {
 				}
 				injected.Add(db.Stats().Total().Injected)
 				if t.Failed() {
-					t.Log(replay("TestTortureCounterOnShim", seed))
+					t.Log(shimReplay("TestTortureCounterOnShim", seed))
 				}
 			})
 		}
@@ -89,4 +104,21 @@ func TestTortureCounterOnShim(t *testing.T) {
 	if injected.Load() == 0 {
 		t.Fatal("no fault was injected: the torture did not torture")
 	}
+}
+
+// TestTortureTransfersOnShim is TestTortureTransfers through the bindings:
+// read-modify-write transfers with versionstamped ledger appends; money is
+// conserved and every committed transfer has exactly one ledger entry.
+func TestTortureTransfersOnShim(t *testing.T) {
+	t.Run("seeds", func(t *testing.T) {
+		for _, seed := range shimTortureSeeds() {
+			t.Run(fmt.Sprint(seed), func(t *testing.T) {
+				t.Parallel()
+				tortureTransfers(t, openShim(t), shimFaults(seed))
+				if t.Failed() {
+					t.Log(shimReplay("TestTortureTransfersOnShim", seed))
+				}
+			})
+		}
+	})
 }

@@ -56,7 +56,7 @@ func TestTortureTransfers(t *testing.T) {
 		for _, seed := range seeds() {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {
 				t.Parallel()
-				tortureTransfers(t, seed)
+				tortureTransfers(t, openMem(t), everyFault(seed))
 				if t.Failed() {
 					t.Log(replay("TestTortureTransfers", seed))
 				}
@@ -65,8 +65,11 @@ func TestTortureTransfers(t *testing.T) {
 	})
 }
 
-func tortureTransfers(t *testing.T, seed uint64) {
-	inner := openMem(t)
+// tortureTransfers runs the transfer torture on inner (a fresh, empty
+// database) through faults injected by cfg, whose Seed also seeds the
+// transfers.
+func tortureTransfers(t *testing.T, inner kv.Database, cfg faulty.Config) {
+	seed := cfg.Seed
 	ctx := context.Background()
 	_, err := txn.StockTransact(ctx, inner, func(tr kv.Transaction) (struct{}, error) {
 		for i := range accounts {
@@ -77,7 +80,7 @@ func tortureTransfers(t *testing.T, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := faulty.Wrap(inner, everyFault(seed))
+	db := faulty.Wrap(inner, cfg)
 
 	var mu sync.Mutex
 	committed := map[uint32]bool{}
