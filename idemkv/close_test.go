@@ -30,6 +30,7 @@ func (d *slowClose) Close() error {
 // the first call is still closing: the directory can be reopened right
 // after either returns (issue 11, item 8).
 func TestStoreCloseTwiceWaits(t *testing.T) {
+	needsEngine(t, "a directory reopened")
 	dir := t.TempDir()
 	ctx := context.Background()
 	w := &slowClose{began: make(chan struct{}), delay: 200 * time.Millisecond}
@@ -58,10 +59,7 @@ func TestStoreCloseTwiceWaits(t *testing.T) {
 // both idemkv.ErrClosed and kv.ErrClosed, as calls after Close do.
 func TestStoreCallsInFlightDuringClose(t *testing.T) {
 	ctx := context.Background()
-	s, err := idemkv.Open(ctx, "mem:", &idemkv.Options{NoJanitor: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMem(t, &idemkv.Options{NoJanitor: true})
 	inFn := make(chan struct{})
 	closed := make(chan struct{})
 	var runs atomic.Int32
@@ -82,7 +80,7 @@ func TestStoreCallsInFlightDuringClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(closed)
-	err = <-done
+	err := <-done
 	if !errors.Is(err, idemkv.ErrClosed) || !errors.Is(err, kv.ErrClosed) {
 		t.Fatalf("call in flight during Close: %v; want an error matching idemkv.ErrClosed and kv.ErrClosed", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 func TestCounters(t *testing.T) {
 	ctx := context.Background()
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	r := rand.New(rand.NewPCG(seed(t), 1))
 	plain, sharded := s.Counter("hits"), s.ShardedCounter("hits", 8)
 	var want int64

@@ -36,15 +36,11 @@ func ambiguous(seed uint64) faulty.Config {
 func openFaulty(t *testing.T, cfg faulty.Config) (*idemkv.Store, *faulty.DB) {
 	t.Helper()
 	var f *faulty.DB
-	s, err := idemkv.Open(context.Background(), "mem:", &idemkv.Options{
+	s := openMem(t, &idemkv.Options{
 		NoJanitor:     true,
 		MaxRetryDelay: 2 * time.Millisecond,
 		WrapDatabase:  func(db kv.Database) kv.Database { f = faulty.Wrap(db, cfg); return f },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
 	return s, f
 }
 

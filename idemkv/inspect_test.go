@@ -95,7 +95,7 @@ func TestMarkersAndCheckID(t *testing.T) {
 // KeyedRecords filters by state, prefix, scope and limit; KeyedRecord finds
 // one or says ErrNotFound.
 func TestKeyedRecords(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	for _, k := range []string{"a1", "a2", "b1"} {
 		_, err := idemkv.Do(ctx, s, k, nil, func(context.Context) (string, error) { return "r-" + k, nil }, nil)

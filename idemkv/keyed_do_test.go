@@ -70,7 +70,7 @@ func TestDoFnUnknownResultNeverFreesKey(t *testing.T) {
 // The same with a nested keyed call whose outcome is unknown: fn returns
 // TransactKey's *OutcomeUnknownError, which may mean committed.
 func TestDoNestedOutcomeUnknownKeepsKey(t *testing.T) {
-	s, sdb, _ := openScripted(t, nil)
+	s, sdb := openScriptedUnstepped(t, nil)
 	ctx := context.Background()
 	var runs atomic.Int32
 	sdb.setRule(once(func(w *writes) bool { return w.has("c/") }, true, errTimedOut))
@@ -153,7 +153,7 @@ func TestDoCompletionNeverLandsKeepsKey(t *testing.T) {
 // The claim's commit timed out without applying: Do resolves it, finds it
 // fenced, and claims again; fn runs once.
 func TestDoClaimUnknownNotAppliedClaimsAgain(t *testing.T) {
-	s, sdb, _ := openScripted(t, nil)
+	s, sdb := openScriptedUnstepped(t, nil)
 	ctx := context.Background()
 	sdb.setRule(once(func(w *writes) bool { return w.recordStatus() == stInProgress }, false, errTimedOut))
 	var runs atomic.Int32
@@ -173,7 +173,7 @@ func TestDoClaimUnknownNotAppliedClaimsAgain(t *testing.T) {
 // A replay of a completed key is a read: no commit, no marker. On main,
 // every replay committed a claim transaction.
 func TestDoReplayIsARead(t *testing.T) {
-	s, sdb, _ := openScripted(t, nil)
+	s, sdb := openScriptedUnstepped(t, nil)
 	ctx := context.Background()
 	var runs atomic.Int32
 	if _, err := idemkv.Do(ctx, s, "k", nil, payOutside(s, "k", &runs), nil); err != nil {
@@ -294,7 +294,7 @@ func TestDoHeartbeat(t *testing.T) {
 
 // A Do's Final error keeps its structure through the store.
 func TestDoFinalErrorKeepsStructure(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	for i := range 2 {
 		_, err := idemkv.Do(ctx, s, "k", nil, func(context.Context) (int, error) {

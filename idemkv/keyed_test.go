@@ -18,7 +18,7 @@ type receipt struct {
 }
 
 func TestDoFirstCallAndReplay(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	var runs atomic.Int32
 	fn := func(context.Context) (receipt, error) {
@@ -46,6 +46,7 @@ func TestDoFirstCallAndReplay(t *testing.T) {
 }
 
 func TestDoReplayAfterReopen(t *testing.T) {
+	needsEngine(t, "a directory reopened")
 	dir := t.TempDir()
 	ctx := context.Background()
 	var runs int
@@ -69,7 +70,7 @@ func TestDoReplayAfterReopen(t *testing.T) {
 }
 
 func TestDoPayloadMismatch(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	fn := func(context.Context) (int, error) { return 1, nil }
 	if _, err := idemkv.Do(ctx, s, "k", []byte("a"), fn, nil); err != nil {
@@ -93,7 +94,7 @@ func TestDoPayloadMismatch(t *testing.T) {
 }
 
 func TestDoInProgressAndWait(t *testing.T) {
-	s, _ := openClocked(t, &idemkv.Options{MaxRetryDelay: 5 * time.Millisecond})
+	s := openUnstepped(t, &idemkv.Options{MaxRetryDelay: 5 * time.Millisecond})
 	ctx := context.Background()
 	waited := make(chan error, 1)
 	var got string
@@ -166,7 +167,7 @@ func TestDoLeaseExpiryTakeoverAndFencing(t *testing.T) {
 }
 
 func TestDoErrorReleasesKey(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	boom := errors.New("downstream unavailable")
 	_, err := idemkv.Do(ctx, s, "k", nil, func(context.Context) (int, error) { return 0, boom }, nil)
@@ -186,7 +187,7 @@ func TestDoErrorReleasesKey(t *testing.T) {
 }
 
 func TestDoPanicReleasesKey(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	func() {
 		defer func() {
@@ -205,7 +206,7 @@ func TestDoPanicReleasesKey(t *testing.T) {
 var errDeclined = errors.New("card declined")
 
 func TestDoFinalErrorIsReplayed(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	runs := 0
 	fn := func(context.Context) (int, error) {
@@ -294,7 +295,7 @@ func TestDoRetentionKeepsNewerClaim(t *testing.T) {
 // A caller that gives up once fn's work is done must not lose the result:
 // the completion runs on a detached context.
 func TestDoCompletesAfterCallerCancels(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	v, err := idemkv.Do(ctx, s, "k", nil, func(context.Context) (int, error) {
 		cancel()

@@ -34,7 +34,7 @@ func ledger(t *testing.T, s *idemkv.Store, key string) int64 {
 }
 
 func TestTransactKeyFirstCallAndReplay(t *testing.T) {
-	s, sdb, _ := openScripted(t, nil)
+	s, sdb := openScriptedUnstepped(t, nil)
 	ctx := context.Background()
 	var runs atomic.Int32
 	var info idemkv.KeyInfo
@@ -68,7 +68,7 @@ func TestTransactKeyFirstCallAndReplay(t *testing.T) {
 // Concurrent first calls conflict on the record: one commits, the others
 // retry and replay it.
 func TestTransactKeyConcurrentDuplicates(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	var runs atomic.Int32
 	const callers = 8
@@ -116,7 +116,7 @@ func TestTransactKeyAmbiguousCommit(t *testing.T) {
 		{"unknown result, not applied", false, errUnknownResult},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, sdb, _ := openScripted(t, nil)
+			s, sdb := openScriptedUnstepped(t, nil)
 			sdb.setRule(once(func(w *writes) bool { return w.has("k/") }, tc.apply, tc.err))
 			var runs atomic.Int32
 			v, err := idemkv.TransactKey(context.Background(), s, "k", nil, pay(s, "k", &runs), nil)
@@ -132,7 +132,7 @@ func TestTransactKeyAmbiguousCommit(t *testing.T) {
 func TestTransactKeyTimeoutRetryWithKey(t *testing.T) {
 	for _, apply := range []bool{true, false} {
 		t.Run(fmt.Sprintf("applied=%v", apply), func(t *testing.T) {
-			s, sdb, _ := openScripted(t, nil)
+			s, sdb := openScriptedUnstepped(t, nil)
 			sdb.setRule(once(func(w *writes) bool { return w.has("k/") }, apply, errTimedOut))
 			ctx := context.Background()
 			var runs atomic.Int32
@@ -168,7 +168,7 @@ func (e *declined) ErrorCode() string { return "card_declined" }
 // A Final error is stored with its structure: replays match it with
 // errors.As to the caller's own type, and see its status and code.
 func TestTransactKeyFinalErrorKeepsStructure(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	var runs atomic.Int32
 	fn := func(tr kv.Transaction) (int, error) {
@@ -197,7 +197,7 @@ func TestTransactKeyFinalErrorKeepsStructure(t *testing.T) {
 
 // fn's plain error commits nothing and leaves the key free.
 func TestTransactKeyErrorLeavesKeyFree(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	boom := errors.New("validation failed")
 	_, err := idemkv.TransactKey(ctx, s, "k", nil, func(tr kv.Transaction) (int, error) {
@@ -214,7 +214,7 @@ func TestTransactKeyErrorLeavesKeyFree(t *testing.T) {
 }
 
 func TestTransactKeyBadInput(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	ok := func(kv.Transaction) (int, error) { return 1, nil }
 	big := func(kv.Transaction) (string, error) { return strings.Repeat("x", idemkv.MaxResultSize), nil }
@@ -258,7 +258,7 @@ func TestTransactKeyBadInput(t *testing.T) {
 // A scope is stored beside the key: a full-length key fits in any scope,
 // and the same key in two scopes is two requests.
 func TestKeyedScope(t *testing.T) {
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ctx := context.Background()
 	key := strings.Repeat("k", idemkv.MaxKeyLen)
 	for i, scope := range []string{"", "tenant-a/POST /payments", strings.Repeat("s", idemkv.MaxScopeLen)} {

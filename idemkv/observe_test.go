@@ -120,7 +120,7 @@ func TestObserveCallsUnderFaults(t *testing.T) {
 	m := newMetricsRecorder()
 	var observed int
 	var f *faulty.DB
-	s, err := idemkv.Open(context.Background(), "mem:", &idemkv.Options{
+	s := openMem(t, &idemkv.Options{
 		NoJanitor:     true,
 		MaxRetryDelay: 2 * time.Millisecond,
 		WrapDatabase:  func(db kv.Database) kv.Database { f = faulty.Wrap(db, cfg); return f },
@@ -128,8 +128,6 @@ func TestObserveCallsUnderFaults(t *testing.T) {
 		Metrics:       m,
 		Observe:       func(txn.Stats) { observed++ },
 	})
-	require.NoError(t, err)
-	defer s.Close()
 	ctx := context.Background()
 	c := s.Counter("n")
 	const calls = 200
@@ -213,6 +211,7 @@ func TestObserveSweeps(t *testing.T) {
 // stop; it fails at error level with the key as an attribute, Health says
 // so, and it recovers once the key is removed.
 func TestHealthForeignKey(t *testing.T) {
+	needsEngine(t, "a directory reopened")
 	dir := t.TempDir()
 	ctx := context.Background()
 	foreign := append(append(bytes.Clone(idemkv.DefaultPrefix), "tx/"...), "not-a-marker"...)
@@ -326,6 +325,7 @@ func TestObserveKeyed(t *testing.T) {
 
 // A nil Logger is silent, and a store without Metrics still estimates.
 func TestObserveDefaults(t *testing.T) {
+	needsEngine(t, "its Embedded options")
 	s, err := idemkv.Open(context.Background(), "mem:", &idemkv.Options{NoJanitor: true, Embedded: &embedded.Options{}})
 	require.NoError(t, err)
 	defer s.Close()
@@ -337,6 +337,7 @@ func TestObserveDefaults(t *testing.T) {
 
 // New opens a store over a database the caller keeps: Close leaves it open.
 func TestNewBorrowsTheDatabase(t *testing.T) {
+	needsEngine(t, "an embedded.DB of its own; TestNewOverFDBDatabaseOnShim is this on the bindings")
 	ctx := context.Background()
 	db, err := embedded.OpenMem(nil)
 	require.NoError(t, err)

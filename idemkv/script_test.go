@@ -157,6 +157,19 @@ func openScripted(t testing.TB, opts *idemkv.Options) (*idemkv.Store, *scriptDB,
 	return s, sdb, clk
 }
 
+// openScriptedUnstepped is openScripted for tests that never step the
+// clock: in the shim run, behind an "fdb:" store.
+func openScriptedUnstepped(t testing.TB, opts *idemkv.Options) (*idemkv.Store, *scriptDB) {
+	t.Helper()
+	sdb := &scriptDB{}
+	var o idemkv.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.WrapDatabase = func(db kv.Database) kv.Database { sdb.Database = db; return sdb }
+	return openUnstepped(t, &o), sdb
+}
+
 // once returns a rule that fails the first commit matching match with err
 // (applied or not), and lets every other commit through.
 func once(match func(w *writes) bool, apply bool, err error) func(w *writes) (bool, error) {

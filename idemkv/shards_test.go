@@ -15,6 +15,7 @@ import (
 // options: a store reopened with another Shards sweeps every marker and
 // resolves every ID the earlier opening made (issue 11, item 2).
 func TestStoreReopenedWithOtherShards(t *testing.T) {
+	needsEngine(t, "a directory reopened, on a manual clock")
 	dir := t.TempDir()
 	clk := embedded.NewManualClock(time.Unix(1_700_000_000, 0))
 	open := func(shards int) *idemkv.Store {

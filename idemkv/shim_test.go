@@ -31,15 +31,26 @@ import (
 // test run.
 var shimStores atomic.Int64
 
+// With the tags, the package's store tests open their stores here (see
+// shimOpen in helpers_test.go): the same tests, through the bindings.
+func init() { shimOpen = openFDBShimWith }
+
 // openFDBShim opens an "fdb:" store whose cluster file names a fresh
 // in-memory store of the shim.
 func openFDBShim(t *testing.T) *idemkv.Store {
+	t.Helper()
+	return openFDBShimWith(t, &idemkv.Options{NoJanitor: true})
+}
+
+// openFDBShimWith opens an "fdb:" store with opts on a fresh in-memory
+// store of the shim.
+func openFDBShimWith(t testing.TB, opts *idemkv.Options) *idemkv.Store {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "fdb.cluster")
 	if err := os.WriteFile(path, fmt.Appendf(nil, "idemkv:s%d@127.0.0.1:4500\n", shimStores.Add(1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := idemkv.Open(context.Background(), "fdb:"+path, &idemkv.Options{NoJanitor: true})
+	s, err := idemkv.Open(context.Background(), "fdb:"+path, opts)
 	if err != nil {
 		t.Fatalf("Open(fdb:%s): %v", path, err)
 	}
@@ -175,5 +186,21 @@ func TestNewOverFDBDatabaseOnShim(t *testing.T) {
 	t.Logf("40 calls with short deadlines: %d committed, %d unknown results resolved", committed, unknowns)
 	if _, err := s.Sweep(ctx); err != nil {
 		t.Fatalf("Sweep: %v", err)
+	}
+}
+
+// The package's store tests run on the shim in this build: the stores
+// openMem, openUnstepped and openScriptedUnstepped open are "fdb:" stores
+// over the bindings, not the embedded engine.
+func TestStoreTestsOnShim(t *testing.T) {
+	s1, s2 := openMem(t, nil), openUnstepped(t, nil)
+	s3, sdb := openScriptedUnstepped(t, nil)
+	for i, db := range []kv.Database{s1.Database(), s2.Database(), sdb.Database} {
+		if _, ok := db.(*fdbkv.DB); !ok {
+			t.Errorf("store %d's database is %T, want *fdbkv.DB", i+1, db)
+		}
+	}
+	if s3.Database() != kv.Database(sdb) {
+		t.Errorf("scripted store's database is %T, want the scriptDB", s3.Database())
 	}
 }

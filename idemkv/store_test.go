@@ -68,7 +68,7 @@ func mustGetwd(t *testing.T) string {
 
 func TestBadInput(t *testing.T) {
 	ctx := context.Background()
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	ok := func(context.Context) (int, error) { return 1, nil }
 	big := func(context.Context) (string, error) { return strings.Repeat("x", idemkv.MaxResultSize), nil }
 	long := strings.Repeat("k", idemkv.MaxKeyLen+1)
@@ -167,10 +167,7 @@ func readNil(ctx context.Context, s *idemkv.Store) error {
 
 func TestUseAfterClose(t *testing.T) {
 	ctx := context.Background()
-	s, err := idemkv.Open(ctx, "mem:", nil) // with its janitor running
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMem(t, nil) // with its janitor running
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +189,7 @@ func TestUseAfterClose(t *testing.T) {
 
 func TestTransactAndResolve(t *testing.T) {
 	ctx := context.Background()
-	s, _ := openClocked(t, nil)
+	s := openUnstepped(t, nil)
 	v, err := idemkv.Transact(ctx, s, func(tr kv.Transaction) (string, error) {
 		tr.Set([]byte("user/a"), []byte("1"))
 		return "done", nil
@@ -245,11 +242,7 @@ func TestTransactAndResolve(t *testing.T) {
 // Open starts the janitor and Close stops it: sweeps happen without being
 // asked, and none after Close.
 func TestJanitorLifecycle(t *testing.T) {
-	ctx := context.Background()
-	s, err := idemkv.Open(ctx, "mem:", &idemkv.Options{JanitorInterval: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openMem(t, &idemkv.Options{JanitorInterval: time.Millisecond})
 	for i := 0; s.JanitorStats().Sweeps < 2; i++ {
 		if i == 10_000 {
 			t.Fatalf("the janitor did not sweep: %+v", s.JanitorStats())

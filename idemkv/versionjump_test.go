@@ -21,6 +21,7 @@ import (
 // token is larger — so an outside effect runs twice unless the system it
 // lands in checks LeaseToken, exactly as after a lease that ran out.
 func TestLeaseAcrossVersionJump(t *testing.T) {
+	needsEngine(t, "its version jump (AdvanceVersion)")
 	ctx := context.Background()
 	s, err := idemkv.Open(ctx, "mem:", &idemkv.Options{NoJanitor: true})
 	if err != nil {
