@@ -63,6 +63,7 @@ type DB struct {
 	// reports a write it could not make.
 	fail *failure
 	log  *failLogger
+	mem  bool // opened by OpenMem
 
 	// clockStart and clockBase map clock time to versions: clockBase +
 	// elapsed microseconds since clockStart.
@@ -160,6 +161,7 @@ func OpenMem(opts *Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: open in memory: %w", err)
 	}
+	db.mem = true
 	return db, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -110,7 +111,10 @@ func (l *failLogger) Errorf(format string, args ...any) {
 	if n > 0 {
 		msg += fmt.Sprintf(" (and %d more like it in the last %v)", n, errorInterval)
 	}
-	_ = l.out.Output(2, "embedded: pebble: "+msg)
+	if !strings.HasPrefix(msg, "pebble: ") {
+		msg = "pebble: " + msg
+	}
+	_ = l.out.Output(2, "embedded: "+msg)
 }
 
 func (l *failLogger) Fatalf(format string, args ...any) {

@@ -136,6 +136,10 @@ func TestLogFailureFailsCommitsNotProcess(t *testing.T) {
 			if v := ro.GetReadVersion().MustGet(); v <= 0 {
 				t.Fatalf("read version %d", v)
 			}
+			status := newTr(t, db).Get([]byte("\xff\xff/status/json")).MustGet()
+			if !bytes.Contains(status, []byte(`"available":false`)) || !bytes.Contains(status, []byte("embedded_failed")) {
+				t.Fatalf("status/json of the failed DB does not say so: %s", status)
+			}
 			closeErr := db.Close()
 			t.Logf("Close: %v", closeErr)
 

@@ -51,9 +51,11 @@ func (db *DB) status() ([]byte, error) {
 	}
 	mode := "durable"
 	switch {
+	case db.mem:
+		mode = "in memory"
 	case db.opts.ReadOnly:
 		mode = "read-only"
-	case db.sync != nil && !db.sync.Sync:
+	case !db.sync.Sync:
 		mode = "no-sync"
 	}
 	doc := map[string]any{
