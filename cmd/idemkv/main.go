@@ -49,6 +49,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Exit codes.
@@ -87,7 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, errHelp) {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "idemkv: %v\n", err)
+	// Errors from package idemkv already name it; say it once.
+	fmt.Fprintf(stderr, "idemkv: %s\n", strings.TrimPrefix(err.Error(), "idemkv: "))
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code

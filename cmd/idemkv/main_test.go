@@ -261,6 +261,7 @@ func TestEndToEnd(t *testing.T) {
 			assert.Equal(t, tc.code, code, "%v: stderr %q", tc.args, errs)
 			assert.Contains(t, errs, tc.msg, tc.args)
 			assert.True(t, strings.HasPrefix(errs, "idemkv: ") && strings.Count(errs, "\n") == 1, "%v: one line on stderr: %q", tc.args, errs)
+			assert.NotContains(t, errs, "idemkv: idemkv:", "%v: the package named twice", tc.args)
 			assert.Empty(t, out, tc.args)
 		}
 		require.Equal(t, before, snapshot(t, f.uri), "a refused command wrote")
