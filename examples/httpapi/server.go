@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"time"
 
@@ -149,7 +150,7 @@ func (s *server) waitIfHeld(key string) {
 // without a word: the request took effect and the client cannot know.
 func (s *server) dropper(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{header: http.Header{}}
+		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
 		s.mu.Lock()
 		drop := s.mu.drop > 0 && s.mu.rng.Float64() < s.mu.drop
@@ -167,40 +168,13 @@ func (s *server) dropper(next http.Handler) http.Handler {
 			// No hijacking (HTTP/2): abort the response instead.
 			panic(http.ErrAbortHandler)
 		}
-		for k, v := range rec.header {
+		for k, v := range rec.Header() {
 			w.Header()[k] = v
 		}
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		w.WriteHeader(rec.status)
-		w.Write(rec.body.Bytes())
+		w.WriteHeader(rec.Code) // 200 if the handler wrote nothing, as net/http
+		w.Write(rec.Body.Bytes())
 	})
 }
-
-// recorder buffers a response.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-}
-func (r *recorder) Write(b []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.body.Write(b)
-}
-
-// Hijack is not offered by the recorder; the dropper hijacks the real
-// connection itself.
-var _ http.ResponseWriter = (*recorder)(nil)
 
 // problem writes an RFC 9457 problem details response (for the service's
 // own validation; idemhttp writes its own).
