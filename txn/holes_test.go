@@ -21,12 +21,7 @@ func TestTransactFunctionClearsMarkers(t *testing.T) {
 	for _, act := range []action{applied1021, applied1039} {
 		t.Run(fmt.Sprint(act), func(t *testing.T) {
 			inner := openMem(t)
-			db := &scriptDB{Database: inner, plan: func(n int) action {
-				if n == 1 {
-					return act
-				}
-				return pass
-			}}
+			db := &scriptDB{Database: inner, plan: firstCommit(act)}
 			markers, err := kv.PrefixRange(txn.DefaultPrefix)
 			if err != nil {
 				t.Fatal(err)
@@ -58,12 +53,7 @@ func TestTransactForeignClearBetweenAttempts(t *testing.T) {
 			var clear kv.Range
 			var db *scriptDB
 			db = &scriptDB{Database: inner,
-				plan: func(n int) action {
-					if n == 1 {
-						return applied1021
-					}
-					return pass
-				},
+				plan: firstCommit(applied1021),
 				after: func(n int) {
 					if n != 1 {
 						return
@@ -257,12 +247,7 @@ func TestTransactCommitVersionstamp(t *testing.T) {
 	for _, act := range []action{pass, applied1021, applied1039} {
 		t.Run(fmt.Sprint(act), func(t *testing.T) {
 			inner := openMem(t)
-			db := &scriptDB{Database: inner, plan: func(n int) action {
-				if n == 1 {
-					return act
-				}
-				return pass
-			}}
+			db := &scriptDB{Database: inner, plan: firstCommit(act)}
 			stampParam := append(make([]byte, 10), 0, 0, 0, 0) // versionstamp at offset 0
 			fut, c, err := txn.TransactCommit(context.Background(), db, func(tr kv.Transaction) (*kv.Future[kv.Versionstamp], error) {
 				tr.Atomic(kv.SetVersionstampedValue, []byte("stamp"), stampParam)

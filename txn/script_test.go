@@ -165,3 +165,14 @@ func (t *scriptTx) Commit() *kv.Future[struct{}] {
 	}
 	return t.Transaction.Commit()
 }
+
+// firstCommit is the plan most scripts use: act on the call's first
+// commit, pass every other.
+func firstCommit(act action) func(int) action {
+	return func(n int) action {
+		if n == 1 {
+			return act
+		}
+		return pass
+	}
+}

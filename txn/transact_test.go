@@ -79,12 +79,7 @@ func TestTransactAmbiguousAppliedReturnsCommittingResult(t *testing.T) {
 	for _, act := range []action{applied1021, applied1039} {
 		t.Run(fmt.Sprint(act), func(t *testing.T) {
 			inner := openMem(t)
-			db := &scriptDB{Database: inner, plan: func(n int) action {
-				if n == 1 {
-					return act
-				}
-				return pass
-			}}
+			db := &scriptDB{Database: inner, plan: firstCommit(act)}
 			runs := 0
 			var stats txn.Stats
 			got, err := txn.Transact(context.Background(), db, incr([]byte("c"), &runs), &txn.Options{MaxRetryDelay: time.Millisecond, Observe: func(s txn.Stats) { stats = s }})
@@ -108,12 +103,7 @@ func TestTransactAmbiguousAppliedReturnsCommittingResult(t *testing.T) {
 
 func TestTransactAmbiguousNotAppliedRunsAgain(t *testing.T) {
 	inner := openMem(t)
-	db := &scriptDB{Database: inner, plan: func(n int) action {
-		if n == 1 {
-			return notApplied1021
-		}
-		return pass
-	}}
+	db := &scriptDB{Database: inner, plan: firstCommit(notApplied1021)}
 	runs := 0
 	got, err := txn.Transact(context.Background(), db, incr([]byte("c"), &runs), fastRetries)
 	if err != nil || got != 2 || runs != 2 {
@@ -148,12 +138,7 @@ func TestTransactLateCommitWins(t *testing.T) {
 // fail on the marker conflict.
 func TestTransactRetryBeatsLateCommit(t *testing.T) {
 	inner := openMem(t)
-	db := &scriptDB{Database: inner, plan: func(n int) action {
-		if n == 1 {
-			return held1021
-		}
-		return pass
-	}}
+	db := &scriptDB{Database: inner, plan: firstCommit(held1021)}
 	runs := 0
 	got, err := txn.Transact(context.Background(), db, incr([]byte("c"), &runs), fastRetries)
 	if err != nil || got != 2 {
@@ -215,12 +200,7 @@ func TestTransactOutcomeLost(t *testing.T) {
 	inner := openMem(t)
 	opts := &txn.Options{MaxRetryDelay: time.Millisecond}
 	db := &scriptDB{Database: inner,
-		plan: func(n int) action {
-			if n == 1 {
-				return notApplied1021
-			}
-			return pass
-		},
+		plan: firstCommit(notApplied1021),
 		before: func(n int) {
 			if n != 1 {
 				return
@@ -247,12 +227,7 @@ func TestTransactOutcomeLost(t *testing.T) {
 
 func TestTransactTimeoutIsNotRetriedAndResolves(t *testing.T) {
 	inner := openMem(t)
-	db := &scriptDB{Database: inner, plan: func(n int) action {
-		if n == 1 {
-			return applied1031
-		}
-		return pass
-	}}
+	db := &scriptDB{Database: inner, plan: firstCommit(applied1031)}
 	runs := 0
 	_, err := txn.Transact(context.Background(), db, incr([]byte("c"), &runs), fastRetries)
 	var unknown *txn.UnknownResultError
