@@ -33,8 +33,9 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		concurrency  = fs.Int("concurrency", 16, "concurrent calls per mode")
 		faultsFlag   = fs.String("faults", "0,1,5", "comma-separated commit_unknown_result rates in percent")
 		backendFlag  = fs.String("backend", "mem,disk", "comma-separated backends: mem (in memory), disk (durable, in a temporary directory), or a directory to hold durable engines (a fresh subdirectory per cell, removed after it)")
-		out          = fs.String("out", "bench-results", "directory for results.md, results.csv, throughput.png and p99.png")
+		out          = fs.String("out", "bench-results", "directory for results.md, results.csv, throughput.png, p99.png and ratio.png")
 		seed         = fs.Uint64("seed", 1, "seed of the fault schedules and key choices")
+		runs         = fs.Int("runs", 1, "times the whole matrix is run: ratios are then reported as the median and the min–max of the runs")
 		quiet        = fs.Bool("quiet", false, "no progress line on stderr (there is none anyway when stderr is not a terminal)")
 	)
 	fs.Usage = func() {
@@ -47,7 +48,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("bench: unexpected argument %q; every setting is a flag (see -h)", fs.Arg(0))
 	}
-	cfg := config{duration: *duration, concurrency: *concurrency, seed: *seed}
+	cfg := config{duration: *duration, concurrency: *concurrency, seed: *seed, runs: *runs}
 	var err error
 	if cfg.workloads, err = parseWorkloads(*workloadFlag); err != nil {
 		return err
@@ -63,6 +64,8 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("bench: -duration %v must be positive", cfg.duration)
 	case cfg.concurrency < 1 || cfg.concurrency > 10_000:
 		return fmt.Errorf("bench: -concurrency %d must be 1 to 10000", cfg.concurrency)
+	case cfg.runs < 1 || cfg.runs > 100:
+		return fmt.Errorf("bench: -runs %d must be 1 to 100", cfg.runs)
 	}
 	if !*quiet && isTerminal(stderr) {
 		cfg.progress = func(s string) { fmt.Fprintf(stderr, "\r\033[K%s", s) }
@@ -95,7 +98,7 @@ func mainErr(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprint(stdout, summary(cells))
-	fmt.Fprintf(stdout, "wrote %s/{results.md,results.csv,throughput.png,p99.png}\n", *out)
+	fmt.Fprintf(stdout, "wrote %s/{results.md,results.csv,throughput.png,p99.png,ratio.png}\n", *out)
 	return nil
 }
 

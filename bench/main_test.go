@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/csv"
 	"flag"
+	"fmt"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,12 +46,13 @@ func TestTinyMatrix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| mem | blind-add | 0% | stock |", "| ten-key | 5% | exactly-once |", "## Markers and the janitor", "throughput.png"} {
+	for _, want := range []string{"| mem | blind-add | 0% | stock |", "| ten-key | 5% | exactly-once |", "## Markers and the janitor", "throughput.png",
+		"## Ratios", "| mem | read-modify-write | 0% | 1 |", "ratio.png"} {
 		if !bytes.Contains(md, []byte(want)) {
 			fail("results.md lacks %q", want)
 		}
 	}
-	for _, name := range []string{"throughput.png", "p99.png"} {
+	for _, name := range []string{"throughput.png", "p99.png", "ratio.png"} {
 		f, err := os.Open(filepath.Join(out, name))
 		if err != nil {
 			t.Fatal(err)
@@ -122,6 +125,7 @@ func TestFlags(t *testing.T) {
 		{"-concurrency 0", "-concurrency 0"},
 		{"-duration -1s", "-duration -1s"},
 		{"-backend ,", "-backend is empty"},
+		{"-runs 0", "-runs 0 must be 1 to 100"},
 		{"extra", "unexpected argument"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -162,4 +166,75 @@ func atoi(t *testing.T, s string) int64 {
 		t.Fatalf("results.csv: %q is not an integer", s)
 	}
 	return n
+}
+
+// TestRuns repeats a one-cell matrix three times: every run is in the CSV
+// and the Markdown, and the ratio table's median and range are the runs'.
+func TestRuns(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"-duration", "40ms", "-concurrency", "2", "-faults", "0", "-backend", "mem",
+		"-workload", "blind-add", "-runs", "3", "-out", out, "-quiet"}
+	var stdout, stderr bytes.Buffer
+	if err := mainErr(args, &stdout, &stderr); err != nil {
+		t.Fatalf("%v\nstderr: %s", err, stderr.String())
+	}
+	f, err := os.Open(filepath.Join(out, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	var ratios []float64
+	runs := map[string]bool{}
+	for _, r := range rows[1:] {
+		runs[r[col["run"]]] = true
+		if r[col["mode"]] == "exactly-once" {
+			v, err := strconv.ParseFloat(r[col["ratio_vs_stock"]], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ratios = append(ratios, v)
+		}
+	}
+	if len(rows) != 1+3*2 || len(runs) != 3 || len(ratios) != 3 {
+		t.Fatalf("results.csv: %d rows, runs %v, %d ratios; want 6 rows over runs 1-3", len(rows)-1, runs, len(ratios))
+	}
+	slices.Sort(ratios)
+	md, err := os.ReadFile(filepath.Join(out, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("| mem | blind-add | 0%% | 3 | %.2f | %.2f–%.2f |", ratios[1], ratios[0], ratios[2])
+	if !bytes.Contains(md, []byte(want)) {
+		t.Errorf("results.md lacks the ratio row %q:\n%s", want, md)
+	}
+	for _, want := range []string{"| mem | blind-add | 0% | 2 | stock |", "run 3 times"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("results.md lacks %q", want)
+		}
+	}
+}
+
+func TestSpread(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want spread
+	}{
+		{nil, spread{}},
+		{[]float64{0.7}, spread{0.7, 0.7, 0.7}},
+		{[]float64{0.9, 0.5, 0.7}, spread{0.7, 0.5, 0.9}},
+		{[]float64{0.9, 0.5, 0.7, 0.6}, spread{0.65, 0.5, 0.9}},
+	} {
+		got := spreadOf(tc.in)
+		if math.Abs(got.Median-tc.want.Median) > 1e-12 || got.Min != tc.want.Min || got.Max != tc.want.Max {
+			t.Errorf("spreadOf(%v) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
 }

@@ -27,6 +27,7 @@ type config struct {
 	duration    time.Duration
 	concurrency int
 	seed        uint64
+	runs        int // times the whole matrix is run; 0 means 1
 	// progress, if non-nil, is called every progressEvery while a cell runs.
 	progress func(string)
 }
@@ -71,6 +72,7 @@ type modeResult struct {
 type cell struct {
 	Backend, Workload string
 	Fault             float64
+	Run               int // 1-based: which run of the matrix
 	Modes             [2]modeResult
 	// MarkersAlive is the number of exactly-once markers after the run;
 	// MarkersAfterSweep after one janitor Step with the clock moved past the
@@ -94,29 +96,43 @@ func safeDiv(a, b float64) float64 {
 	return a / b
 }
 
-// runMatrix runs every cell in order and returns their results.
+// runMatrix runs every cell in order, the whole matrix cfg.runs times, and
+// returns their results. Repeating the matrix, rather than each cell back to
+// back, spreads the machine's changing background over every cell's runs.
+// Every run uses the same seeds, so the spread is the machine's, not the
+// schedules'.
 func runMatrix(ctx context.Context, cfg config) ([]cell, error) {
 	var cells []cell
-	total := len(cfg.backends) * len(cfg.faults) * len(cfg.workloads)
+	runs := max(cfg.runs, 1)
+	perRun := len(cfg.backends) * len(cfg.faults) * len(cfg.workloads)
+	total := runs * perRun
 	start := time.Now()
-	i := 0
-	for _, b := range cfg.backends {
-		for _, f := range cfg.faults {
-			for _, w := range cfg.workloads {
-				i++
-				label := fmt.Sprintf("[%d/%d] %s %s fault rate %g%%", i, total, b, w.name, f*100)
-				cellCfg := cfg
-				if cfg.progress != nil {
-					cellStart, left := time.Now(), total-i
-					cellCfg.progress = func(s string) {
-						cfg.progress(s + "  " + timeLeft(start, cellStart, time.Now(), left, cfg.duration))
+	done := 0
+	for run := 1; run <= runs; run++ {
+		i := 0
+		for _, b := range cfg.backends {
+			for _, f := range cfg.faults {
+				for _, w := range cfg.workloads {
+					i++
+					done++
+					label := fmt.Sprintf("[%d/%d] %s %s fault rate %g%%", i, perRun, b, w.name, f*100)
+					if runs > 1 {
+						label = fmt.Sprintf("[run %d/%d, cell %d/%d] %s %s fault rate %g%%", run, runs, i, perRun, b, w.name, f*100)
 					}
+					cellCfg := cfg
+					if cfg.progress != nil {
+						cellStart, left := time.Now(), total-done
+						cellCfg.progress = func(s string) {
+							cfg.progress(s + "  " + timeLeft(start, cellStart, time.Now(), left, cfg.duration))
+						}
+					}
+					c, err := runCell(ctx, cellCfg, b, f, w, uint64(i), label)
+					if err != nil {
+						return cells, fmt.Errorf("bench: %s: %w", label, err)
+					}
+					c.Run = run
+					cells = append(cells, c)
 				}
-				c, err := runCell(ctx, cellCfg, b, f, w, uint64(i), label)
-				if err != nil {
-					return cells, fmt.Errorf("bench: %s: %w", label, err)
-				}
-				cells = append(cells, c)
 			}
 		}
 	}
