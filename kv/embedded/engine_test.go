@@ -816,7 +816,7 @@ func TestSystemKeys(t *testing.T) {
 	if v := newTr(t, db).Get(metaFormat).MustGet(); string(v) != "user" {
 		t.Fatalf("user key %q = %q", metaFormat, v)
 	}
-	if base, _, err := checkFormat(db.pdb, time.Now()); err != nil || base <= 0 {
+	if base, _, err := checkFormat(db.pdb, time.Now(), pebble.NoSync); err != nil || base <= 0 {
 		t.Fatalf("metadata disturbed by user keys: version %d, %v", base, err)
 	}
 }
