@@ -114,11 +114,15 @@ func BenchmarkCommit(b *testing.B) {
 	})
 }
 
-// BenchmarkConflictWindow measures the resolver's check against a window
-// holding n recent single-key writes (the five-second window at n/5 commits
-// per second). point: two point reads, n commits behind. range: a range
-// read spanning all n keys, 100 writes (elsewhere) newer than its read
-// version, so the check is bounded by those 100, not by n.
+// BenchmarkConflictWindow measures the resolver's window holding n recent
+// single-key writes (the five-second window at n/5 commits per second).
+// add: one fresh key written per version, the oldest pruned (the steady
+// state, one marker per commit). point: two point reads, n commits behind.
+// range: a range read spanning all n keys, 100 writes (elsewhere) newer
+// than its read version, so the check is bounded by those 100, not by n.
+// narrow: a range read over one recent key, n/2 writes since its read
+// version (the worst case of the block log: every block since rv is
+// searched).
 func BenchmarkConflictWindow(b *testing.B) {
 	for _, n := range []int{1_000, 100_000, 500_000} {
 		var w conflictWindow
@@ -145,6 +149,33 @@ func BenchmarkConflictWindow(b *testing.B) {
 				if w.conflicts(int64(n), reads) {
 					b.Fatal("unexpected conflict")
 				}
+			}
+		})
+		b.Run(fmt.Sprintf("narrow/behind=%d", n/2), func(b *testing.B) {
+			k := binary.BigEndian.AppendUint64([]byte("w"), uint64(n/4))
+			reads := []kv.Range{{Begin: k, End: kv.KeyAfter(k)}, {Begin: []byte("x"), End: []byte("y")}}
+			for range b.N {
+				if w.conflicts(int64(n/2), reads[1:]) || !w.conflicts(int64(n/8), reads[:1]) {
+					b.Fatal("wrong answer")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("add/window=%d", n), func(b *testing.B) {
+			var w conflictWindow
+			keys := make([][]kv.Range, 4096) // made outside the timer
+			next := 0
+			for v := int64(1); v <= int64(b.N); v++ {
+				if next == 0 {
+					b.StopTimer()
+					for i := range keys {
+						k := binary.BigEndian.AppendUint64([]byte("m"), uint64(v)+uint64(i))
+						keys[i] = []kv.Range{kv.SingleKeyRange(k)}
+					}
+					b.StartTimer()
+				}
+				w.prune(v - int64(n))
+				w.add(v, keys[next])
+				next = (next + 1) % len(keys)
 			}
 		})
 	}

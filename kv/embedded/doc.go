@@ -119,13 +119,18 @@
 // write conflict range committed at a version > r intersects one of its
 // read conflict ranges, including earlier transactions of its own group. The
 // window keeps five seconds of write conflict ranges: single keys in a hash
-// map (latest writing version), a B-tree by key and a FIFO by version; true
-// ranges in a list. A point read's check is O(1) (~50 ns with 500,000 keys
-// in the window); a range read's is O(min(recent keys inside it, writes
-// since r)) (~1.5 us for a range over 500,000 recent keys with 100 newer
-// writes; BenchmarkConflictWindow). Reads older than five seconds at read or
-// at commit fail with transaction_too_old; a read version ahead of the
-// database with future_version (1009). Write-only transactions never
+// map (latest writing version) and a log of fixed-size blocks by version;
+// true ranges in a list. Adding a key costs a map assignment and an append
+// (~170-600 ns with 1,000-500,000 keys in the window, against ~550-1,200 ns
+// for the map, B-tree and FIFO slice it replaced). A point read's check is
+// O(1) (~30-90 ns with 500,000 keys in the window); a range read checks
+// the writes since r, a binary search per full block of 512 (its keys
+// sorted the first time a range read needs them) and one by one in the
+// block holding r: ~1 us for a range over 500,000 recent keys with 100
+// newer writes, ~60-80 us for a narrow range 250,000 writes behind, the
+// worst case (BenchmarkConflictWindow). Reads older than five seconds at
+// read or at commit fail with transaction_too_old; a read version ahead of
+// the database with future_version (1009). Write-only transactions never
 // conflict and are never too old; read-only ones commit without the
 // committer (GetCommittedVersion = -1).
 //

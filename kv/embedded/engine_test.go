@@ -188,21 +188,31 @@ func TestConflictWindow(t *testing.T) {
 		t.Error("x rewritten at 30 was pruned with its write at 10")
 	}
 	w.prune(31)
-	if w.conflicts(0, []kv.Range{r("", "\xff")}) || len(w.points) != 0 || w.byKey.Len() != 0 {
+	if w.conflicts(0, []kv.Range{r("", "\xff")}) || len(w.points) != 0 || w.pointCount() != 0 {
 		t.Errorf("window not empty after pruning everything: %d points", len(w.points))
 	}
 }
 
 func TestConflictWindowAgainstModel(t *testing.T) {
 	// The window against the obvious list of (version, range), over seeded
-	// random writes, queries, prunes and dropped groups.
+	// random writes, queries, prunes and dropped groups; with the default
+	// block size and with blocks of 4 writes, so that queries cross full
+	// (binary-searched) blocks, straddling ones and the open last one.
 	seed := testSeed(t)
+	for _, bs := range []int{defaultConflictBlock, 4} {
+		t.Run(fmt.Sprintf("block=%d", bs), func(t *testing.T) {
+			testConflictWindowAgainstModel(t, seed, bs)
+		})
+	}
+}
+
+func testConflictWindowAgainstModel(t *testing.T, seed uint64, blockSize int) {
 	rng := rand.New(rand.NewPCG(seed, 0xc0f1))
 	type rec struct {
 		v int64
 		r kv.Range
 	}
-	var w conflictWindow
+	w := conflictWindow{blockSize: blockSize}
 	var model []rec
 	floor := int64(0)
 	key := func() []byte { return []byte{byte('a' + rng.IntN(20))} }
