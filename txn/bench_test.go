@@ -57,6 +57,7 @@ func BenchmarkProtocol(b *testing.B) {
 					var g atomic.Int64
 					b.SetParallelism(par)
 					b.ResetTimer()
+					cpu := startCPU()
 					b.RunParallel(func(pb *testing.PB) {
 						key := fmt.Appendf(nil, "k%d", g.Add(1))
 						if w.name == "blind-add" {
@@ -69,7 +70,7 @@ func BenchmarkProtocol(b *testing.B) {
 							}
 						}
 					})
-					b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
+					report(b, cpu)
 				})
 			}
 		}
@@ -142,6 +143,7 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 			// parallelism × GOMAXPROCS goroutines).
 			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
+			cpu := startCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := v.run(ctx, db); err != nil {
@@ -149,7 +151,25 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
+			report(b, cpu)
 		})
+	}
+}
+
+// startCPU returns the process's CPU time now, for report.
+func startCPU() int64 {
+	t, _ := processCPU()
+	return t
+}
+
+// report adds txn/s and, where the process's CPU time can be read,
+// cpu-ns/txn: the CPU the whole process spent per transaction (the
+// engine's background work included). On a machine shared with other
+// loads, throughput moves with their load; CPU per transaction much less,
+// so compare that across variants and builds.
+func report(b *testing.B, cpuStart int64) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "txn/s")
+	if t, ok := processCPU(); ok && b.N > 0 {
+		b.ReportMetric(float64(t-cpuStart)/float64(b.N), "cpu-ns/txn")
 	}
 }
