@@ -2,6 +2,7 @@ package txn
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -51,12 +52,18 @@ const (
 // newID draws the random part and the shard of a call's ID; the version is
 // set by the call's first attempt.
 func newID(shards int) (ID, error) {
-	r, err := uuid.NewRandom()
-	if err != nil {
+	// A random (version 4) UUID, as uuid.NewRandom makes it, read straight
+	// into the ID: uuid.NewRandom reads through an io.Reader, which costs an
+	// allocation per call.
+	var id ID
+	if _, err := rand.Read(id.Rand[:]); err != nil {
 		return ID{}, fmt.Errorf("txn: cannot make a transaction ID: %w", err)
 	}
+	id.Rand[6] = id.Rand[6]&0x0f | 0x40 // version 4
+	id.Rand[8] = id.Rand[8]&0x3f | 0x80 // variant RFC 4122
 	// The shard comes from random bits, so markers spread evenly.
-	return ID{Shard: uint8(int(r[15]) % shards), Rand: r}, nil
+	id.Shard = uint8(int(id.Rand[15]) % shards)
+	return id, nil
 }
 
 // IsZero reports whether id is the zero ID, which no call has.
@@ -103,7 +110,10 @@ func (id ID) check() error {
 
 // MarkerKey returns the key of id's marker under prefix.
 func MarkerKey(prefix []byte, id ID) []byte {
-	k := make([]byte, 0, len(prefix)+markerSuffixLen)
+	return appendMarkerKey(make([]byte, 0, len(prefix)+markerSuffixLen), prefix, id)
+}
+
+func appendMarkerKey(k, prefix []byte, id ID) []byte {
 	k = append(k, prefix...)
 	k = append(k, id.Shard)
 	k = binary.BigEndian.AppendUint64(k, uint64(id.Version))
@@ -224,7 +234,14 @@ func DecodeWatermark(b []byte) (int64, error) {
 // (tombstoneAttempt for a fence), room for the versionstamp, and the
 // versionstamp's offset.
 func markerParam(attempt uint32) []byte {
-	b := make([]byte, 0, markerValueLen+4)
+	return appendMarkerParam(make([]byte, 0, markerParamLen), attempt)
+}
+
+// markerParamLen is the length of a marker parameter: the value and the
+// versionstamp's 4-byte offset.
+const markerParamLen = markerValueLen + 4
+
+func appendMarkerParam(b []byte, attempt uint32) []byte {
 	b = binary.BigEndian.AppendUint32(append(b, markerFormat), attempt)
 	b = append(b, make([]byte, len(kv.Versionstamp{}))...)
 	return binary.LittleEndian.AppendUint32(b, 5)

@@ -2,6 +2,9 @@ package txn
 
 import (
 	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/idemkv/idemkv/kv"
@@ -77,9 +80,9 @@ type Stats struct {
 
 // config is Options with defaults applied and checked.
 type config struct {
-	prefix        []byte
+	prefix        []byte // shared by every call with this prefix: read only
 	prefixKey     string // prefix as a string, for the sentinel cache
-	watermarkKey  []byte
+	watermarkKey  []byte // shared: read only
 	shards        int
 	retryLimit    int
 	timeout       time.Duration
@@ -115,10 +118,54 @@ func (o *Options) config() (config, error) {
 	if err := c.validate(); err != nil {
 		return config{}, err
 	}
-	c.prefixKey = string(c.prefix)
-	c.prefix = []byte(c.prefixKey)
-	c.watermarkKey = WatermarkKey(c.prefix)
+	p := internPrefix(c.prefix)
+	c.prefix, c.prefixKey, c.watermarkKey = p.prefix, p.prefixKey, p.watermarkKey
 	return c, nil
+}
+
+// prefixKeys are what a call derives from its prefix alone: the prefix as a
+// string (the sentinel cache's key), a private copy of its bytes (so that a
+// caller changing Options.Prefix during a call changes nothing) and the
+// watermark key. They are made once per prefix and process and shared,
+// read-only, by every call with that prefix: a call costs no allocation
+// for them.
+type prefixKeys struct {
+	prefixKey    string
+	prefix       []byte
+	watermarkKey []byte
+}
+
+// internedPrefixes maps a prefix to its prefixKeys. It is replaced, never
+// changed, so that lookups take no lock; it holds few entries (a process
+// uses a prefix or two), and past internedPrefixesMax it starts over.
+var internedPrefixes atomic.Pointer[map[string]*prefixKeys]
+
+const internedPrefixesMax = 64
+
+func internPrefix(prefix []byte) *prefixKeys {
+	if m := internedPrefixes.Load(); m != nil {
+		if p, ok := (*m)[string(prefix)]; ok {
+			return p
+		}
+	}
+	s := string(prefix)
+	// Clipped: an append to the shared prefix must copy, never write into it.
+	p := &prefixKeys{prefixKey: s, prefix: slices.Clip([]byte(s))}
+	p.watermarkKey = WatermarkKey(p.prefix)
+	for {
+		old := internedPrefixes.Load()
+		next := make(map[string]*prefixKeys, 1)
+		if old != nil && len(*old) < internedPrefixesMax {
+			if q, ok := (*old)[s]; ok {
+				return q
+			}
+			maps.Copy(next, *old)
+		}
+		next[s] = p
+		if internedPrefixes.CompareAndSwap(old, &next) {
+			return p
+		}
+	}
 }
 
 func (c *config) validate() error {

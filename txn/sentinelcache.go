@@ -3,6 +3,7 @@ package txn
 import (
 	"reflect"
 	"sync"
+	"unsafe"
 	"weak"
 
 	"github.com/idemkv/idemkv/kv"
@@ -15,11 +16,15 @@ import (
 // sentinel (see "The sentinel cache" in the package doc for why that is
 // safe, and what it costs).
 //
-// The database is keyed by a weak pointer to the value behind the
-// kv.Database interface, so a closed and collected database leaves no entry
-// that a new one allocated at the same address could find. A database
-// whose dynamic type is not a pointer (or points to a zero-size type, whose
-// values need not have distinct addresses) is not cached.
+// The database is keyed by the address of the value behind the kv.Database
+// interface, and each entry keeps a weak pointer to that value: an entry
+// counts only while its weak pointer still leads to the database at that
+// address, so a closed and collected database leaves no entry that a new
+// one allocated at the same address could use. (The address alone keeps
+// nothing alive; weak.Make, which takes a lock on the database's memory
+// span, runs only when a sighting is recorded, not on every lookup.)
+// A database whose dynamic type is not a pointer (or points to a zero-size
+// type, whose values need not have distinct addresses) is not cached.
 
 // sentinelCacheVersions is how long a sighting is trusted: a call whose ID
 // is dated later than this after it reads the sentinel again. It bounds
@@ -32,12 +37,15 @@ const sentinelCacheVersions = kv.VersionsPerSecond
 const sentinelCacheMax = 4096
 
 type sentinelCacheKey struct {
-	db     weak.Pointer[byte]
+	db     uintptr // the database's address; see sentinelSighting.db
 	prefix string
 	shard  uint8
 }
 
 type sentinelSighting struct {
+	// db is the database the sighting was made on: the entry is only
+	// good while it still leads to the database at the key's address.
+	db      weak.Pointer[byte]
 	created int64 // the version of the sentinel's creation (its versionstamp's)
 	seen    int64 // a version at which it was present, at or after created
 }
@@ -47,31 +55,32 @@ var sentinelCache struct {
 	m  map[sentinelCacheKey]sentinelSighting
 }
 
-// sentinelKeyOf returns the cache key of a shard of c's prefix on db, and
-// false if db cannot be cached.
-func sentinelKeyOf(db kv.Database, c *config, shard uint8) (sentinelCacheKey, bool) {
+// sentinelKeyOf returns the cache key of a shard of c's prefix on db and
+// the database's address, or false if db cannot be cached.
+func sentinelKeyOf(db kv.Database, c *config, shard uint8) (sentinelCacheKey, *byte, bool) {
 	v := reflect.ValueOf(db)
 	if v.Kind() != reflect.Pointer || v.IsNil() || v.Type().Elem().Size() == 0 {
-		return sentinelCacheKey{}, false
+		return sentinelCacheKey{}, nil, false
 	}
+	p := (*byte)(v.UnsafePointer())
 	return sentinelCacheKey{
-		db:     weak.Make((*byte)(v.UnsafePointer())),
+		db:     uintptr(unsafe.Pointer(p)),
 		prefix: c.prefixKey,
 		shard:  shard,
-	}, true
+	}, p, true
 }
 
 // cachedSentinel returns the creation version of the shard's sentinel if it
 // was seen present within sentinelCacheVersions of version v.
 func cachedSentinel(db kv.Database, c *config, shard uint8, v int64) (int64, bool) {
-	k, ok := sentinelKeyOf(db, c, shard)
+	k, p, ok := sentinelKeyOf(db, c, shard)
 	if !ok {
 		return 0, false
 	}
 	sentinelCache.mu.RLock()
 	s, ok := sentinelCache.m[k]
 	sentinelCache.mu.RUnlock()
-	if !ok || v-s.seen > sentinelCacheVersions {
+	if !ok || v-s.seen > sentinelCacheVersions || s.db.Value() != p {
 		return 0, false
 	}
 	return s.created, true
@@ -82,16 +91,21 @@ func cachedSentinel(db kv.Database, c *config, shard uint8, v int64) (int64, boo
 // of an older incarnation (a smaller creation version), or an older
 // sighting of the same one, changes nothing.
 func sentinelSeen(db kv.Database, c *config, shard uint8, created, seen int64) {
-	k, ok := sentinelKeyOf(db, c, shard)
+	k, p, ok := sentinelKeyOf(db, c, shard)
 	if !ok {
 		return
 	}
 	if seen < created {
 		seen = created
 	}
+	wp := weak.Make(p)
 	sentinelCache.mu.Lock()
 	defer sentinelCache.mu.Unlock()
 	old, had := sentinelCache.m[k]
+	if had && old.db != wp {
+		// An entry of a collected database that had this address.
+		had = false
+	}
 	switch {
 	case had && old.created > created:
 		return
@@ -102,8 +116,8 @@ func sentinelSeen(db kv.Database, c *config, shard uint8, created, seen int64) {
 		sentinelCache.m = make(map[sentinelCacheKey]sentinelSighting)
 	}
 	if !had && len(sentinelCache.m) >= sentinelCacheMax {
-		for k := range sentinelCache.m {
-			if k.db.Value() == nil {
+		for k, s := range sentinelCache.m {
+			if s.db.Value() == nil {
 				delete(sentinelCache.m, k)
 			}
 		}
@@ -111,20 +125,20 @@ func sentinelSeen(db kv.Database, c *config, shard uint8, created, seen int64) {
 			clear(sentinelCache.m)
 		}
 	}
-	sentinelCache.m[k] = sentinelSighting{created: created, seen: seen}
+	sentinelCache.m[k] = sentinelSighting{db: wp, created: created, seen: seen}
 }
 
 // sentinelMissing records that the shard's sentinel was absent at version
 // at: the cached sighting is dropped unless its sentinel was created after
 // at (a newer incarnation, already known).
 func sentinelMissing(db kv.Database, c *config, shard uint8, at int64) {
-	k, ok := sentinelKeyOf(db, c, shard)
+	k, p, ok := sentinelKeyOf(db, c, shard)
 	if !ok {
 		return
 	}
 	sentinelCache.mu.Lock()
 	defer sentinelCache.mu.Unlock()
-	if s, had := sentinelCache.m[k]; had && s.created <= at {
+	if s, had := sentinelCache.m[k]; had && s.created <= at && s.db.Value() == p {
 		delete(sentinelCache.m, k)
 	}
 }

@@ -83,8 +83,11 @@ func transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction
 	if db == nil {
 		return zero, Commit{}, ErrNilDatabase
 	}
-	r := runner[T]{cfg: &c, fn: fn, ctx: ctx, db: db, wantCommit: wantCommit}
-	start := time.Now()
+	r := runner[T]{cfg: c, fn: fn, ctx: ctx, db: db, wantCommit: wantCommit}
+	var start time.Time
+	if c.observe != nil {
+		start = time.Now()
+	}
 	v, err := r.run()
 	if c.observe != nil {
 		r.stats.Duration = time.Since(start)
@@ -99,7 +102,7 @@ func transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction
 
 // runner is the state of one Transact call.
 type runner[T any] struct {
-	cfg        *config
+	cfg        config
 	fn         func(kv.Transaction) (T, error)
 	ctx        context.Context
 	db         kv.Database
@@ -108,7 +111,8 @@ type runner[T any] struct {
 	id       ID
 	key      []byte   // the marker key, fixed once the first read version is known
 	keyRange kv.Range // the marker's single-key conflict range
-	sentinel []byte   // the key of the shard's sentinel
+	// firstParam is the first attempt's marker parameter, made with key.
+	firstParam []byte
 	// sentinelChecked: an attempt found the shard's sentinel no newer than
 	// the ID's version. No commit is sent before.
 	sentinelChecked bool
@@ -137,7 +141,6 @@ func (r *runner[T]) run() (T, error) {
 		return zero, err
 	}
 	r.id = id
-	r.sentinel = SentinelKey(r.cfg.prefix, id.Shard)
 	tr, err := r.db.CreateTransaction(r.ctx)
 	if err != nil {
 		return zero, err
@@ -177,7 +180,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 		// A sentinel this process saw recently, no newer than the ID (or
 		// the ID dated up to it), stands for the read: see "The sentinel
 		// cache" in the package doc.
-		if created, ok := cachedSentinel(r.db, r.cfg, r.id.Shard, r.id.Version); ok {
+		if created, ok := cachedSentinel(r.db, &r.cfg, r.id.Shard, r.id.Version); ok {
 			if created > r.id.Version {
 				r.setVersion(created)
 			}
@@ -189,7 +192,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 		// Until an attempt has found the shard's sentinel no newer than
 		// the ID, none may send its commit. Read it now, and wait for it
 		// before the commit, so that its round trip overlaps fn's.
-		sentinel = tr.Snapshot().Get(r.sentinel)
+		sentinel = tr.Snapshot().Get(SentinelKey(r.cfg.prefix, r.id.Shard))
 	}
 	if r.ambiguous {
 		// An earlier attempt may have committed: learn whether before
@@ -202,7 +205,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 			v, err := r.committed(tr, val)
 			return v, true, err
 		}
-		if err := checkAbsent(tr, r.db, r.cfg, r.id); err != nil {
+		if err := checkAbsent(tr, r.db, &r.cfg, r.id); err != nil {
 			return v, !isKVError(err), err
 		}
 	}
@@ -234,7 +237,11 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	// The marker is the attempt's last word on its key: whatever fn wrote
 	// or cleared, a range clear over the markers included, the commit
 	// leaves the marker in place. Its value gets the commit's versionstamp.
-	tr.Atomic(kv.SetVersionstampedValue, r.key, markerParam(n))
+	param := r.firstParam
+	if n != 1 {
+		param = markerParam(n)
+	}
+	tr.Atomic(kv.SetVersionstampedValue, r.key, param)
 	err = tr.Commit().Err()
 	if err == nil {
 		r.commit = Commit{ID: r.id, Attempt: n}
@@ -272,7 +279,7 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 	if val != nil {
 		stamp, err = decodeSentinel(val)
 	} else {
-		stamp, err = createSentinel(r.ctx, r.db, r.cfg, r.sentinel)
+		stamp, err = createSentinel(r.ctx, r.db, &r.cfg, SentinelKey(r.cfg.prefix, r.id.Shard))
 	}
 	if err != nil {
 		return err
@@ -283,7 +290,7 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 			return err
 		}
 	}
-	sentinelSeen(r.db, r.cfg, r.id.Shard, stamp.Version(), seen)
+	sentinelSeen(r.db, &r.cfg, r.id.Shard, stamp.Version(), seen)
 	if v := stamp.Version(); v > r.id.Version {
 		r.setVersion(v)
 		if err := tr.AddReadConflictRange(r.keyRange); err != nil {
@@ -299,8 +306,16 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 func (r *runner[T]) setVersion(v int64) {
 	r.id.Version = v
 	r.stats.ID = r.id
-	r.key = MarkerKey(r.cfg.prefix, r.id)
-	r.keyRange = kv.SingleKeyRange(r.key)
+	// One allocation holds the key, its conflict range's end (the key and a
+	// zero byte: kv.KeyAfter) and the first attempt's marker parameter,
+	// each clipped so that no append can reach the next. Nothing writes to
+	// them once they are handed out.
+	n := len(r.cfg.prefix) + markerSuffixLen
+	b := appendMarkerKey(make([]byte, 0, n+1+markerParamLen), r.cfg.prefix, r.id)
+	b = append(b, 0)
+	r.key = b[:n:n]
+	r.keyRange = kv.Range{Begin: r.key, End: b[: n+1 : n+1]}
+	r.firstParam = appendMarkerParam(b[n+1:n+1], 1)
 }
 
 // createSentinel makes sure key's sentinel exists and returns its
@@ -429,7 +444,7 @@ func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 	if serr := r.setOptions(tr); serr != nil {
 		return zero, r.fail(serr)
 	}
-	outcome, m, ferr := fence(r.ctx, tr, r.db, r.cfg, r.id, r.key)
+	outcome, m, ferr := fence(r.ctx, tr, r.db, &r.cfg, r.id, r.key)
 	switch {
 	case ferr != nil:
 		return zero, r.fail(ferr)
