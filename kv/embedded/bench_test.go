@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -178,5 +180,101 @@ func BenchmarkConflictWindow(b *testing.B) {
 				next = (next + 1) % len(keys)
 			}
 		})
+	}
+}
+
+// BenchmarkCommitRatio measures the ratios BenchmarkCommit's figures are
+// read as, robustly on a shared machine: the durable engine, raw Pebble
+// synced batches and the in-memory engine, each with 16 committers, take
+// turns in 100 ms slices (the order rotating every round), so all three
+// see the same background load. Each of b.N rounds gives one ratio per
+// pair; the metrics are the medians, beside each mode's commits/s over the
+// whole run.
+//
+//	go test ./kv/embedded -run '^$' -bench CommitRatio -benchtime 40x -count 5
+func BenchmarkCommitRatio(b *testing.B) {
+	const committers = 16
+	const slice = 100 * time.Millisecond
+	durable, err := Open(b.TempDir(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer durable.Close()
+	mem, err := OpenMem(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mem.Close()
+	pdb, err := pebble.Open(b.TempDir(), &pebble.Options{Logger: newFailLogger(newFailure())})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pdb.Close()
+	var seq atomic.Uint64
+	engineCommit := func(db *DB) func() error {
+		return func() error {
+			tr, err := db.CreateTransaction(context.Background())
+			if err != nil {
+				return err
+			}
+			tr.Set(binary.BigEndian.AppendUint64([]byte("benchkey"), seq.Add(1)), benchValue)
+			return tr.Commit().Err()
+		}
+	}
+	modes := []func() error{
+		engineCommit(durable),
+		func() error {
+			batch := pdb.NewBatch()
+			batch.Set(binary.BigEndian.AppendUint64([]byte("ubenchkey"), seq.Add(1)), benchValue, nil)
+			return pdb.Apply(batch, pebble.Sync)
+		},
+		engineCommit(mem),
+	}
+	var total [3]int64
+	var elapsed [3]time.Duration
+	var durableVsPebble, memVsPebble []float64
+	b.ResetTimer()
+	for round := range b.N {
+		var rate [3]float64
+		for k := range modes {
+			i := (round + k) % len(modes)
+			var n atomic.Int64
+			var wg sync.WaitGroup
+			start := time.Now()
+			deadline := start.Add(slice)
+			for range committers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(deadline) {
+						if err := modes[i](); err != nil {
+							b.Error(err)
+							return
+						}
+						n.Add(1)
+					}
+				}()
+			}
+			wg.Wait()
+			d := time.Since(start)
+			rate[i] = float64(n.Load()) / d.Seconds()
+			total[i] += n.Load()
+			elapsed[i] += d
+		}
+		durableVsPebble = append(durableVsPebble, rate[0]/rate[1])
+		memVsPebble = append(memVsPebble, rate[2]/rate[1])
+	}
+	b.StopTimer()
+	median := func(xs []float64) float64 {
+		slices.Sort(xs)
+		return xs[len(xs)/2]
+	}
+	b.ReportMetric(median(durableVsPebble), "durable/pebble")
+	b.ReportMetric(median(memVsPebble), "mem/pebble")
+	for i, unit := range []string{"durable-commits/s", "pebble-commits/s", "mem-commits/s"} {
+		b.ReportMetric(float64(total[i])/elapsed[i].Seconds(), unit)
+	}
+	if bt := durable.stats.batches.Load(); bt > 0 {
+		b.ReportMetric(float64(durable.stats.commits.Load())/float64(bt), "durable-commits/batch")
 	}
 }

@@ -86,9 +86,12 @@ type DB struct {
 		// dying holds aged-out snapshots that were being read when they
 		// were dropped from snaps; see releaseOldLocked.
 		dying []*snapshot
-		// inflight is the version of the group being applied, 0 if none. No
-		// read version >= inflight is handed out until it is published.
-		inflight int64
+		// inflight is the version of the oldest group being applied (or,
+		// durable, waiting for its WAL sync), 0 if none; inflightNext holds
+		// the later ones, in order. No read version >= inflight is handed
+		// out until that group is published.
+		inflight     int64
+		inflightNext []int64
 		// maxRead is the highest read version handed out or accepted.
 		maxRead int64
 	}
@@ -96,6 +99,12 @@ type DB struct {
 	// window holds recent write conflict ranges; only the committer
 	// goroutine touches it.
 	window conflictWindow
+	// lastVersion is the version of the last group applied to Pebble;
+	// only the committer touches it.
+	lastVersion int64
+	// unsynced carries applied groups from the committer to the publisher
+	// (durable DBs only; nil when the committer publishes itself).
+	unsynced chan *appliedGroup
 
 	// watches holds the keys watched through Watch (watch.go).
 	watches watchSet
@@ -222,6 +231,9 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 		stopped:    make(chan struct{}),
 		clockStart: start,
 		clockBase:  base + 1,
+	}
+	if sync.Sync && !po.ReadOnly {
+		db.unsynced = make(chan *appliedGroup, maxUnsyncedGroups)
 	}
 	db.mu.lastClock = base
 	db.mu.maxRead = base
