@@ -81,9 +81,11 @@ func BenchmarkProtocol(b *testing.B) {
 // concurrent callers, in memory) into its parts, each added to the stock
 // loop by hand: the read version a write-only transaction otherwise never
 // asks for (+grv), a unique marker-sized key written (+key), both with the
-// marker's read conflict range (+marker: everything the protocol sends the
-// engine), and the full Transact. Reading the ratios to stock says whether
-// the gap is in txn's code or in what the engine does with one more key.
+// marker's read conflict range (+marker), the same with the key's value
+// written as the marker's is, a versionstamped value of the marker's size
+// (+vsmarker: everything the protocol sends the engine), and the full
+// Transact. Reading the ratios to stock says whether the gap is in txn's
+// code or in what the engine does with one more key.
 func BenchmarkOverheadBreakdown(b *testing.B) {
 	counter := []byte("counter")
 	prefix := []byte("\xfdbench/")
@@ -96,7 +98,10 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 		return k
 	}
 	value := []byte{1, 0, 0, 0, 1}
-	stockWith := func(grv, key, conflict bool) func(context.Context, kv.Database) error {
+	// A marker's versionstamped value: format, attempt, room for the
+	// stamp, the stamp's offset (txn's markerParam).
+	vsValue := []byte{2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0}
+	stockWith := func(grv, key, conflict, vs bool) func(context.Context, kv.Database) error {
 		return func(ctx context.Context, db kv.Database) error {
 			_, err := txn.StockTransact(ctx, db, func(tr kv.Transaction) (struct{}, error) {
 				if grv {
@@ -111,7 +116,11 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 							return struct{}{}, err
 						}
 					}
-					tr.Set(k, value)
+					if vs {
+						tr.Atomic(kv.SetVersionstampedValue, k, vsValue)
+					} else {
+						tr.Set(k, value)
+					}
 				}
 				tr.Atomic(kv.Add, counter, one)
 				return struct{}{}, nil
@@ -123,10 +132,11 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 		name string
 		run  func(context.Context, kv.Database) error
 	}{
-		{"stock", stockWith(false, false, false)},
-		{"stock+grv", stockWith(true, false, false)},
-		{"stock+key", stockWith(false, true, false)},
-		{"stock+marker", stockWith(true, true, true)},
+		{"stock", stockWith(false, false, false, false)},
+		{"stock+grv", stockWith(true, false, false, false)},
+		{"stock+key", stockWith(false, true, false, false)},
+		{"stock+marker", stockWith(true, true, true, false)},
+		{"stock+vsmarker", stockWith(true, true, true, true)},
 		{"exactly-once", func(ctx context.Context, db kv.Database) error {
 			_, err := txn.Transact(ctx, db, func(tr kv.Transaction) (struct{}, error) {
 				tr.Atomic(kv.Add, counter, one)
