@@ -139,7 +139,7 @@
 // sentinel too, in parallel). Markers are removed in bulk by the janitor,
 // not by the commit path. txn's own code — the ID, the sentinel cache,
 // the marker's key and value, the retry loop — costs about a microsecond
-// and three allocations per call (BenchmarkOwnCost, on a database that
+// and two allocations per call (BenchmarkOwnCost, on a database that
 // does nothing), small beside an engine's commit.
 //
 // # Resolving an unknown outcome

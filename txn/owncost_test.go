@@ -10,7 +10,9 @@ import (
 )
 
 // nullDB is a kv.Database that does nothing and costs next to nothing:
-// reads find no value, commits succeed, the read version is fixed. Under it,
+// reads find no value, commits succeed, the read version is fixed, and
+// every versionstamp is older than it (so the sentinel a call creates, and
+// caches, is older than its ID, as on a real database). Under it,
 // what a Transact call costs is txn's own code — the ID, the sentinel cache,
 // the marker's key and value, the futures it waits on, the retry loop's
 // plumbing — which on a real engine hides in the engine's noise. (It has
@@ -33,7 +35,7 @@ var (
 	nullRange  = kv.Ready[[]kv.KeyValue](nil, nil)
 	nullRV     = kv.Ready[int64](nullVersion, nil)
 	nullCommit = kv.Ready(struct{}{}, nil)
-	nullStamp  = kv.Ready(kv.NewVersionstamp(nullVersion+1, 0), nil)
+	nullStamp  = kv.Ready(kv.NewVersionstamp(nullVersion/2, 0), nil)
 	nullApprox = kv.Ready[int64](0, nil)
 	_          = kv.Transaction((*nullTx)(nil))
 	_          = kv.TransactionOptions(nullOptions{})
