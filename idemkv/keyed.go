@@ -27,6 +27,7 @@ type keyCall struct {
 	fingerprint [sha256.Size]byte
 	retention   int64 // versions
 	info        *KeyInfo
+	ownInfo     KeyInfo // info when the caller gave none
 }
 
 func (s *Store) newKeyCall(scope, key string, payload []byte, nilFn bool, retention time.Duration, info *KeyInfo) (*keyCall, error) {
@@ -51,21 +52,24 @@ func (s *Store) newKeyCall(scope, key string, payload []byte, nilFn bool, retent
 	if retention == 0 {
 		retention = s.cfg.retention
 	}
-	if info == nil {
-		info = new(KeyInfo)
-	}
-	*info = KeyInfo{}
-	ref := keyRef(scope, key)
-	return &keyCall{
+	// The record key is the records prefix and the reference: one
+	// allocation holds both.
+	rk := s.keyed.recordKey(keyRef(scope, key))
+	k := &keyCall{
 		s:           s,
 		scope:       scope,
 		key:         key,
-		ref:         ref,
-		recordKey:   s.keyed.recordKey(ref),
+		ref:         rk[len(s.keyed.records):],
+		recordKey:   rk,
 		fingerprint: sha256.Sum256(payload),
 		retention:   versions(retention),
 		info:        info,
-	}, nil
+	}
+	if k.info == nil {
+		k.info = &k.ownInfo
+	}
+	*k.info = KeyInfo{}
+	return k, nil
 }
 
 // read reads the key's record: ok is false when there is none. A record
@@ -84,10 +88,15 @@ func (k *keyCall) read(tr kv.Transaction) (rec record, ok bool, err error) {
 	return rec, true, nil
 }
 
-// put writes rec and its age-index entry.
+// put writes rec and its age-index entry, whose value is the record's
+// token.
 func (k *keyCall) put(tr kv.Transaction, rec *record) {
-	tr.Set(k.recordKey, rec.encode())
-	tr.Set(k.s.keyed.indexKey(rec.due, k.ref), binary.BigEndian.AppendUint64(nil, rec.token))
+	// One allocation for both values.
+	b := rec.appendTo(make([]byte, 0, rec.encodedLen()+8))
+	n := len(b)
+	b = binary.BigEndian.AppendUint64(b, rec.token)
+	tr.Set(k.recordKey, b[:n:n])
+	tr.Set(k.s.keyed.indexKey(rec.due, k.ref), b[n:])
 }
 
 // drop clears rec and its age-index entry.

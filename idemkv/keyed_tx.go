@@ -92,22 +92,24 @@ func TransactKey[T any](ctx context.Context, s *Store, key string, payload []byt
 		v, fnErr := fn(tr)
 		var kind byte
 		var b []byte
-		var final *finalError
-		switch {
-		case fnErr == nil:
+		var final error // fn's Final error, stored as its result
+		if fnErr == nil {
 			if b, err = s.cfg.codec.Marshal(v); err != nil {
 				return txResult[T]{}, fmt.Errorf("idemkv: encoding the result of key %s: %w", scoped(k.scope, k.key), err)
 			}
 			kind = resultValue
-		case errors.As(fnErr, &final):
-			if b, err = encodeStoredError(final.err, s.cfg.codec); err != nil {
+		} else {
+			fe, ok := asError[*finalError](fnErr)
+			if !ok {
+				// fn's own failure (a *kv.Error is retried by txn;
+				// anything else ends the call, nothing committed).
+				return txResult[T]{}, fnErr
+			}
+			if b, err = encodeStoredError(fe.err, s.cfg.codec); err != nil {
 				return txResult[T]{}, err
 			}
 			kind = resultError
-		default:
-			// fn's own failure (a *kv.Error is retried by txn; anything
-			// else ends the call, nothing committed).
-			return txResult[T]{}, fnErr
+			final = fe.err
 		}
 		if len(b) > MaxResultSize {
 			return txResult[T]{}, fmt.Errorf("%w: key %s's is %d bytes; nothing was stored", ErrResultTooLarge, scoped(k.scope, k.key), len(b))
@@ -121,22 +123,32 @@ func TransactKey[T any](ctx context.Context, s *Store, key string, payload []byt
 			result:      b,
 		})
 		if final != nil {
-			return txResult[T]{final: final.err}, nil
+			return txResult[T]{final: final}, nil
 		}
 		return txResult[T]{v: v}, nil
 	})
-	var f *found
-	switch {
-	case errors.As(err, &f):
-		return stored[T](k, f.rec, f.rv)
-	case err != nil && maybeCommitted(err):
-		return zero, &OutcomeUnknownError{Scope: k.scope, Key: k.key, Retry: true, Err: err}
-	case err != nil:
+	if err != nil {
+		if f, ok := asError[*found](err); ok {
+			return stored[T](k, f.rec, f.rv)
+		}
+		if maybeCommitted(err) {
+			return zero, &OutcomeUnknownError{Scope: k.scope, Key: k.key, Retry: true, Err: err}
+		}
 		return zero, err
-	case res.final != nil:
+	}
+	if res.final != nil {
 		return zero, res.final
 	}
 	return res.v, nil
+}
+
+// asError is errors.As for a target type E. errors.As's target escapes to
+// the heap; calling this only with an error keeps the happy path free of
+// that allocation.
+func asError[E error](err error) (E, bool) {
+	var e E
+	ok := errors.As(err, &e)
+	return e, ok
 }
 
 // txResult is what the committed attempt of a TransactKey returned.

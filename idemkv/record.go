@@ -71,7 +71,9 @@ func keyRef(scope, key string) []byte {
 	return append(b, key...)
 }
 
-func (k *keyspace) recordKey(ref []byte) []byte { return append(bytes.Clone(k.records), ref...) }
+func (k *keyspace) recordKey(ref []byte) []byte {
+	return append(append(make([]byte, 0, len(k.records)+len(ref)), k.records...), ref...)
+}
 
 func (k *keyspace) indexKey(due int64, ref []byte) []byte { return k.idx.IndexKey(due, ref) }
 
@@ -141,8 +143,13 @@ type record struct {
 
 // encodeRecord lays a record out as: format, status, token, leaseUntil,
 // due (8 bytes each, big-endian), fingerprint, kind, result.
-func (r *record) encode() []byte {
-	b := make([]byte, 0, recordHeader+len(r.result))
+func (r *record) encode() []byte { return r.appendTo(make([]byte, 0, r.encodedLen())) }
+
+// encodedLen is the length of the record's encoding.
+func (r *record) encodedLen() int { return recordHeader + len(r.result) }
+
+// appendTo appends the record's encoding to b.
+func (r *record) appendTo(b []byte) []byte {
 	b = append(b, recordFormat, r.status)
 	b = binary.BigEndian.AppendUint64(b, r.token)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.leaseUntil))
