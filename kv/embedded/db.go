@@ -94,6 +94,10 @@ type DB struct {
 		inflightNext []int64
 		// maxRead is the highest read version handed out or accepted.
 		maxRead int64
+		// flushAfter is the version of a group that wrote a range
+		// tombstone and has not been flushed since, 0 if none; see
+		// flushAfterClear.
+		flushAfter int64
 	}
 
 	// window holds recent write conflict ranges; only the committer

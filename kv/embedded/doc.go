@@ -122,7 +122,21 @@
 //
 // A ClearRange over at most 256 present keys is written as point deletes:
 // each Pebble range tombstone in the memtable is re-fragmented by every
-// later read, which took 45% of the conformance suite's time.
+// later read, which took 45% of the conformance suite's time. A larger one
+// is a single range tombstone, so its commit costs the same whatever the
+// number of keys, as a FoundationDB clear range does; and, as FoundationDB's
+// storage servers do, the engine finishes the work in the background: once
+// no retained snapshot predates the clear (five seconds of versions
+// later), it starts a memtable flush, which drops the covered keys. Until
+// then Pebble's reads step over covered keys that share the tombstone's
+// level one by one, so a read starting inside a freshly cleared range
+// costs time in the number of keys cleared; after it they seek past the
+// range. The janitor's sweep (package cleanup), which reads the start of
+// every shard and clears most of them every ten seconds, stays flat in the
+// number of markers because of it (cleanup's BenchmarkSweep, medians of
+// three runs, in memory: 1.4, 4.8, 6.9 and 9.5 ms for 0, 10,000, 100,000
+// and 500,000 markers, against 1.4, 10.7, 38.8 and 87 ms without the
+// flush).
 //
 // Each group's snapshot is kept while a read version inside the five-second
 // window can map to it, so SetReadVersion to any recent version reads that
