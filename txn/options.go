@@ -80,9 +80,7 @@ type Stats struct {
 
 // config is Options with defaults applied and checked.
 type config struct {
-	prefix        []byte // shared by every call with this prefix: read only
-	prefixKey     string // prefix as a string, for the sentinel cache
-	watermarkKey  []byte // shared: read only
+	*prefixKeys   // the prefix and what is made from it: shared, read only
 	shards        int
 	retryLimit    int
 	timeout       time.Duration
@@ -95,16 +93,16 @@ func (o *Options) config() (config, error) {
 	if o != nil {
 		opts = *o
 	}
+	prefix := opts.Prefix
+	if prefix == nil {
+		prefix = DefaultPrefix
+	}
 	c := config{
-		prefix:        opts.Prefix,
 		shards:        opts.Shards,
 		retryLimit:    opts.RetryLimit,
 		timeout:       opts.Timeout,
 		maxRetryDelay: opts.MaxRetryDelay,
 		observe:       opts.Observe,
-	}
-	if c.prefix == nil {
-		c.prefix = DefaultPrefix
 	}
 	if c.shards == 0 {
 		c.shards = DefaultShards
@@ -115,11 +113,10 @@ func (o *Options) config() (config, error) {
 	if c.maxRetryDelay == 0 {
 		c.maxRetryDelay = kv.DefaultMaxRetryDelay
 	}
-	if err := c.validate(); err != nil {
+	if err := c.validate(prefix); err != nil {
 		return config{}, err
 	}
-	p := internPrefix(c.prefix)
-	c.prefix, c.prefixKey, c.watermarkKey = p.prefix, p.prefixKey, p.watermarkKey
+	c.prefixKeys = internPrefix(prefix)
 	return c, nil
 }
 
@@ -168,14 +165,14 @@ func internPrefix(prefix []byte) *prefixKeys {
 	}
 }
 
-func (c *config) validate() error {
+func (c *config) validate(prefix []byte) error {
 	switch {
-	case len(c.prefix) == 0:
+	case len(prefix) == 0:
 		return fmt.Errorf("%w: Prefix is empty; leave it nil for the default %q or give a non-empty prefix", ErrInvalidOptions, DefaultPrefix)
-	case c.prefix[0] == kv.SystemPrefix:
-		return fmt.Errorf("%w: Prefix %q begins with 0xff, FoundationDB's system keyspace; choose a prefix in the user keyspace", ErrInvalidOptions, c.prefix)
-	case len(c.prefix) > maxPrefixLen:
-		return fmt.Errorf("%w: Prefix is %d bytes; at most %d leave room for a marker under the %d-byte key limit", ErrInvalidOptions, len(c.prefix), maxPrefixLen, kv.MaxKeySize)
+	case prefix[0] == kv.SystemPrefix:
+		return fmt.Errorf("%w: Prefix %q begins with 0xff, FoundationDB's system keyspace; choose a prefix in the user keyspace", ErrInvalidOptions, prefix)
+	case len(prefix) > maxPrefixLen:
+		return fmt.Errorf("%w: Prefix is %d bytes; at most %d leave room for a marker under the %d-byte key limit", ErrInvalidOptions, len(prefix), maxPrefixLen, kv.MaxKeySize)
 	case c.shards < 1 || c.shards > MaxShards:
 		return fmt.Errorf("%w: Shards is %d; it must be 1 to %d", ErrInvalidOptions, c.shards, MaxShards)
 	case c.timeout < 0:

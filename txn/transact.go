@@ -90,6 +90,9 @@ func transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction
 	}
 	v, err := r.run()
 	if c.observe != nil {
+		if r.mbuf != nil {
+			r.stats.ID = r.id // dated: the call got its first read version
+		}
 		r.stats.Duration = time.Since(start)
 		r.stats.Err = err
 		c.observe(r.stats)
@@ -108,11 +111,11 @@ type runner[T any] struct {
 	db         kv.Database
 	wantCommit bool
 
-	id       ID
-	key      []byte   // the marker key, fixed once the first read version is known
-	keyRange kv.Range // the marker's single-key conflict range
-	// firstParam is the first attempt's marker parameter, made with key.
-	firstParam []byte
+	id ID
+	// mbuf holds the marker key, its conflict range's end and the first
+	// attempt's marker parameter (key, keyRange, firstParam); nil until
+	// the first read version dates the ID.
+	mbuf []byte
 	// sentinelChecked: an attempt found the shard's sentinel no newer than
 	// the ID's version. No commit is sent before.
 	sentinelChecked bool
@@ -168,7 +171,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	// attempt began, so that a Resolve (or a later attempt) that commits
 	// while this one is still in flight makes it conflict.
 	grv := tr.GetReadVersion()
-	if r.key == nil {
+	if r.mbuf == nil {
 		// The call's first attempt: its read version dates the ID.
 		rv, err := grv.Get()
 		if err != nil {
@@ -197,7 +200,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	if r.ambiguous {
 		// An earlier attempt may have committed: learn whether before
 		// running fn again.
-		val, err := tr.Get(r.key).Get()
+		val, err := tr.Get(r.key()).Get()
 		if err != nil {
 			return v, false, err
 		}
@@ -209,7 +212,7 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 			return v, !isKVError(err), err
 		}
 	}
-	if err := tr.AddReadConflictRange(r.keyRange); err != nil {
+	if err := tr.AddReadConflictRange(r.keyRange()); err != nil {
 		return v, false, err
 	}
 	r.guard = guarded{Transaction: tr}
@@ -237,11 +240,11 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	// The marker is the attempt's last word on its key: whatever fn wrote
 	// or cleared, a range clear over the markers included, the commit
 	// leaves the marker in place. Its value gets the commit's versionstamp.
-	param := r.firstParam
+	param := r.firstParam()
 	if n != 1 {
 		param = markerParam(n)
 	}
-	tr.Atomic(kv.SetVersionstampedValue, r.key, param)
+	tr.Atomic(kv.SetVersionstampedValue, r.key(), param)
 	err = tr.Commit().Err()
 	if err == nil {
 		r.commit = Commit{ID: r.id, Attempt: n}
@@ -293,7 +296,7 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 	sentinelSeen(r.db, &r.cfg, r.id.Shard, stamp.Version(), seen)
 	if v := stamp.Version(); v > r.id.Version {
 		r.setVersion(v)
-		if err := tr.AddReadConflictRange(r.keyRange); err != nil {
+		if err := tr.AddReadConflictRange(r.keyRange()); err != nil {
 			return err
 		}
 	}
@@ -305,18 +308,29 @@ func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error
 // is only called before any attempt has sent a commit.
 func (r *runner[T]) setVersion(v int64) {
 	r.id.Version = v
-	r.stats.ID = r.id
 	// One allocation holds the key, its conflict range's end (the key and a
-	// zero byte: kv.KeyAfter) and the first attempt's marker parameter,
-	// each clipped so that no append can reach the next. Nothing writes to
-	// them once they are handed out.
-	n := len(r.cfg.prefix) + markerSuffixLen
+	// zero byte: kv.KeyAfter) and the first attempt's marker parameter;
+	// each is handed out clipped, so that no append can reach the next.
+	// Nothing writes to them once they are handed out.
+	n := r.keyLen()
 	b := appendMarkerKey(make([]byte, 0, n+1+markerParamLen), r.cfg.prefix, r.id)
 	b = append(b, 0)
-	r.key = b[:n:n]
-	r.keyRange = kv.Range{Begin: r.key, End: b[: n+1 : n+1]}
-	r.firstParam = appendMarkerParam(b[n+1:n+1], 1)
+	r.mbuf = appendMarkerParam(b, 1)
 }
+
+func (r *runner[T]) keyLen() int { return len(r.cfg.prefix) + markerSuffixLen }
+
+// key is the call's marker key.
+func (r *runner[T]) key() []byte { n := r.keyLen(); return r.mbuf[:n:n] }
+
+// keyRange is the marker's single-key conflict range.
+func (r *runner[T]) keyRange() kv.Range {
+	n := r.keyLen()
+	return kv.Range{Begin: r.mbuf[:n:n], End: r.mbuf[: n+1 : n+1]}
+}
+
+// firstParam is the first attempt's marker parameter.
+func (r *runner[T]) firstParam() []byte { return r.mbuf[r.keyLen()+1:] }
 
 // createSentinel makes sure key's sentinel exists and returns its
 // versionstamp. Creating it twice is harmless — the second transaction
@@ -444,7 +458,7 @@ func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 	if serr := r.setOptions(tr); serr != nil {
 		return zero, r.fail(serr)
 	}
-	outcome, m, ferr := fence(r.ctx, tr, r.db, &r.cfg, r.id, r.key)
+	outcome, m, ferr := fence(r.ctx, tr, r.db, &r.cfg, r.id, r.key())
 	switch {
 	case ferr != nil:
 		return zero, r.fail(ferr)
