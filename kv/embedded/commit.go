@@ -391,10 +391,17 @@ func (db *DB) releaseOldLocked(now int64) {
 	floor := now - kv.MaxTransactionLifeVersions
 	n := 0
 	for n+1 < len(snaps) && snaps[n+1].version <= floor {
-		if !snaps[n].tryRelease() {
-			dying = append(dying, snaps[n])
-		}
 		n++
+	}
+	// Newest first: Pebble looks for compactions each time its earliest
+	// snapshot closes, so closing the oldest first made every one of them
+	// do that (the first commit after a five-second pause, or after a
+	// test's clock jump, closes five seconds' worth at once: ~80 ms for
+	// 150,000 in memory); newest first, only the last close does.
+	for i := n - 1; i >= 0; i-- {
+		if !snaps[i].tryRelease() {
+			dying = append(dying, snaps[i])
+		}
 	}
 	db.mu.dying = dying
 	if n > 0 {
