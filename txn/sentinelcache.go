@@ -102,7 +102,7 @@ func sentinelSeen(db kv.Database, c *config, shard uint8, created, seen int64) {
 	sentinelCache.mu.Lock()
 	defer sentinelCache.mu.Unlock()
 	old, had := sentinelCache.m[k]
-	if had && old.db != wp {
+	if had && old.db.Value() != p {
 		// An entry of a collected database that had this address.
 		had = false
 	}
