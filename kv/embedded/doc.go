@@ -18,19 +18,23 @@
 // engine, raw Pebble synced batches and the in-memory engine (16
 // committers each) in alternating 100 ms slices and reports the medians of
 // the per-round ratios, the figure to quote on a shared machine. On the
-// development VM (2 shared cores, ext4 on a virtual disk), three runs of
-// `go test ./kv/embedded -run '^$' -bench CommitRatio -benchtime 40x`:
-// durable engine / Pebble 0.99, 1.02 and 0.87 (4,600-6,800 commits/s
-// against Pebble's 4,800-7,600, ~1.1 commits per Pebble batch), where the
-// committer that synced each group before building the next one measured
-// 0.70, 0.78 and 0.90 in runs interleaved with them; the in-memory engine
-// ran 44,000-60,000 commits/s in the same runs, 9-10 times Pebble's synced
+// development VM (2 shared cores, ext4 on a virtual disk), seven pairs of
+// runs of `go test ./kv/embedded -run '^$' -bench CommitRatio -benchtime
+// 40x`, the committer before and after it overlapped fsyncs (see MVCC and
+// group commit) alternating: durable engine / Pebble 0.70-0.92, median
+// 0.82, before; 0.74-1.02, median 0.86, after (the pairs' after/before
+// median 1.04). The overlap wins when fsyncs are slow (pairs at 4,000-8,000
+// Pebble commits/s: 0.70, 0.78 and 0.90 before, 0.99, 1.02 and 0.87
+// after) and loses a little when they are fast (at 12,000-20,000: 0.92,
+// 0.88 before, 0.74, 0.74 after), where its groups of ~1.1 transactions
+// (7.5 before) cost more per commit. The in-memory engine ran
+// 44,000-133,000 commits/s in the same runs, 5-15 times Pebble's synced
 // rate. BenchmarkCommit's older figures on the same VM: fdatasync
 // ~9,900/s; Pebble synced batches ~6,300/s from one goroutine and
 // ~46,000/s from 16; the durable engine ~5,300 commits/s from one
 // committer (85% of Pebble). The VM is shared, so single runs vary by up
-// to 2x (the disk's fsync rate too: 1,000-2,400/s on the day of the
-// ratios above); compare ratios within one run.
+// to 2x (the disk's fsync rate too: 1,000-2,400/s on a busy day); compare
+// ratios within one run.
 //
 // # Layout
 //
@@ -114,7 +118,8 @@
 // crash keeps a prefix of them. The first committer applied each group
 // with a synced Apply and took the next only after publishing it: the log
 // sat idle while the committer published, woke its committers and built
-// the next batch (0.70-0.90 of raw Pebble at 16 committers, see above). A
+// the next batch (a median 0.82 of raw Pebble at 16 committers, against
+// 0.86 now; see above). A
 // pipelined variant that synced each group on its own was measured at a
 // third of that: its groups shrank to one transaction each, each paying an
 // fsync. In memory there is no log to wait for, and the committer
