@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"sort"
+	"unsafe"
 
 	"github.com/idemkv/idemkv/kv"
 )
@@ -87,7 +88,9 @@ func isPoint(r kv.Range) bool {
 }
 
 // add records ranges as written at version v, which is not below any
-// version added before.
+// version added before. It keeps the ranges' bytes without copying them:
+// a committed transaction's conflict ranges are never modified (write.go
+// copies what it is given; versionstamped keys are made fresh at commit).
 func (w *conflictWindow) add(v int64, ranges []kv.Range) {
 	w.init()
 	for _, r := range ranges {
@@ -95,7 +98,7 @@ func (w *conflictWindow) add(v int64, ranges []kv.Range) {
 			w.ranges = append(w.ranges, rangeEntry{v, r})
 			continue
 		}
-		k := string(r.Begin)
+		k := unsafeString(r.Begin)
 		w.points[k] = v
 		w.appendLog(pointVersion{k, v})
 	}
@@ -299,4 +302,12 @@ func (w *conflictWindow) pointCount() int {
 	n := 0
 	w.eachLive(func(pointVersion) { n++ })
 	return n
+}
+
+// unsafeString is b as a string without a copy; b must never change.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

@@ -65,8 +65,16 @@ type writeMap struct {
 	unreadable []kv.Range
 }
 
+// entryFreeList is shared by every write map: btree.NewG would make each
+// its own, an allocation per transaction attempt. (Nodes go back to it
+// only when deleted, so it is mostly empty; what it saves is its own
+// allocation. It is safe for concurrent use.)
+var entryFreeList = btree.NewFreeListG[*entry](btree.DefaultFreeListSize)
+
+func entryLess(a, b *entry) bool { return bytes.Compare(a.key, b.key) < 0 }
+
 func newWriteMap() writeMap {
-	return writeMap{keys: btree.NewG(16, func(a, b *entry) bool { return bytes.Compare(a.key, b.key) < 0 })}
+	return writeMap{keys: btree.NewWithFreeListG(16, entryLess, entryFreeList)}
 }
 
 func (w *writeMap) get(key []byte) (*entry, bool) {

@@ -217,3 +217,49 @@ func TestClearRangeLargeAndSmall(t *testing.T) {
 		})
 	}
 }
+
+func TestRewritesSupersedeEarlierPointWrites(t *testing.T) {
+	// A Set or Clear drops the earlier point writes of its key from what
+	// the commit sends (FoundationDB's write map coalesces them); atomic
+	// operations stack on what came before until then.
+	db := openMem(t, nil)
+	tr := newTr(t, db).(*transaction)
+	one := []byte{1}
+	tr.Set([]byte("a"), []byte("1"))
+	tr.Atomic(kv.Add, []byte("b"), one)
+	tr.Set([]byte("c"), []byte("c"))
+	live := func() (out []string) {
+		for _, m := range tr.a.muts {
+			if m.kind != mutSuperseded {
+				out = append(out, fmt.Sprintf("%d:%s", m.kind, m.key))
+			}
+		}
+		return out
+	}
+	if got := fmt.Sprint(live()); got != "[0:a 3:b 0:c]" {
+		t.Fatalf("distinct keys: live mutations %s", got)
+	}
+	tr.Set([]byte("a"), []byte("\x02"))
+	tr.Atomic(kv.Add, []byte("a"), one)
+	if got := fmt.Sprint(live()); got != "[3:b 0:c 0:a 3:a]" {
+		t.Fatalf("after a rewrite and an add: live mutations %s", got)
+	}
+	tr.Clear([]byte("c"))
+	tr.Set([]byte("a"), []byte("\x05"))
+	tr.Atomic(kv.Add, []byte("b"), one)
+	if got := fmt.Sprint(live()); got != "[3:b 1:c 0:a 3:b]" {
+		t.Fatalf("after Clear and Set: live mutations %s", got)
+	}
+	if err := tr.Commit().Err(); err != nil {
+		t.Fatal(err)
+	}
+	r := newTr(t, db)
+	for k, want := range map[string]string{"a": "\x05", "b": "\x02"} {
+		if v := r.Get([]byte(k)).MustGet(); string(v) != want {
+			t.Errorf("%s = %q, want %q", k, v, want)
+		}
+	}
+	if v := r.Get([]byte("c")).MustGet(); v != nil {
+		t.Errorf("c = %q after Clear", v)
+	}
+}

@@ -63,8 +63,14 @@ type attempt struct {
 	commitStarted bool
 	committed     bool
 	version       int64
-	// stamp resolves this attempt's GetVersionstamp futures.
+	// stamp resolves this attempt's GetVersionstamp futures; made by the
+	// first GetVersionstamp (most transactions never ask), holding the
+	// outcome already in stampDone if there is one.
 	stamp *stampResult
+	// stampSet, stampVal, stampErr: the outcome, once the commit ended.
+	stampSet bool
+	stampVal kv.Versionstamp
+	stampErr error
 }
 
 // stampResult is an attempt's versionstamp: done is closed when the commit
@@ -73,6 +79,18 @@ type stampResult struct {
 	done chan struct{}
 	val  kv.Versionstamp
 	err  error
+}
+
+// resolveStamp sets the attempt's versionstamp outcome once; later calls
+// are no-ops.
+func (t *transaction) resolveStamp(v kv.Versionstamp, err error) {
+	if t.a.stampSet {
+		return
+	}
+	t.a.stampSet, t.a.stampVal, t.a.stampErr = true, v, err
+	if t.a.stamp != nil {
+		t.a.stamp.resolve(v, err)
+	}
 }
 
 // resolve sets the outcome once; later calls are no-ops.
@@ -96,7 +114,7 @@ const (
 )
 
 func newTransaction(db *DB, ctx context.Context) *transaction {
-	t := &transaction{db: db, ctx: ctx, rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	t := &transaction{db: db, ctx: ctx}
 	t.reset()
 	return t
 }
@@ -118,10 +136,8 @@ func (t *transaction) reset() {
 // newAttempt discards the attempt state, keeping options and the cancel
 // state.
 func (t *transaction) newAttempt() {
-	if t.a.stamp != nil {
-		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
-	}
-	t.a = attempt{writes: newWriteMap(), sizeLimit: kv.DefaultSizeLimit, stamp: &stampResult{done: make(chan struct{})}}
+	t.resolveStamp(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
+	t.a = attempt{writes: newWriteMap(), sizeLimit: kv.DefaultSizeLimit}
 }
 
 func (t *transaction) cancelCh() chan struct{} {
@@ -248,7 +264,7 @@ func (t *transaction) commit() error {
 	if len(t.a.muts) == 0 && len(t.a.wconf) == 0 {
 		// Read-only: commits even on a failed DB, whose reads still work.
 		t.a.committed, t.a.version = true, -1
-		t.a.stamp.resolve(kv.Versionstamp{}, kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp"))
+		t.resolveStamp(kv.Versionstamp{}, kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp"))
 		return nil
 	}
 	if ferr := t.db.fail.get(); ferr != nil {
@@ -305,7 +321,7 @@ func (t *transaction) commit() error {
 		return t.failStamp(req.err)
 	}
 	t.a.committed, t.a.version = true, req.version
-	t.a.stamp.resolve(req.stamp, nil)
+	t.resolveStamp(req.stamp, nil)
 	return nil
 }
 
@@ -313,7 +329,7 @@ func (t *transaction) commit() error {
 // transaction_invalid_version (2020), as FoundationDB's client does for a
 // commit that failed (the commit error is its cause), and returns err.
 func (t *transaction) failStamp(err error) error {
-	t.a.stamp.resolve(kv.Versionstamp{}, &kv.Error{Code: codeTransactionInvalidVersion, Detail: "the commit failed", Cause: err})
+	t.resolveStamp(kv.Versionstamp{}, &kv.Error{Code: codeTransactionInvalidVersion, Detail: "the commit failed", Cause: err})
 	return err
 }
 
@@ -335,6 +351,12 @@ func (t *transaction) GetCommittedVersion() (int64, error) {
 // transaction, and kv/fdbkv keeps that promise on a cluster by asking for
 // it before committing.
 func (t *transaction) GetVersionstamp() *kv.Future[kv.Versionstamp] {
+	if t.a.stampSet {
+		return kv.Ready(t.a.stampVal, t.a.stampErr)
+	}
+	if t.a.stamp == nil {
+		t.a.stamp = &stampResult{done: make(chan struct{})}
+	}
 	s := t.a.stamp
 	return kv.NewFuture(func() (kv.Versionstamp, error) {
 		<-s.done
@@ -359,6 +381,9 @@ func (t *transaction) OnError(err error) error {
 		// fails with transaction_cancelled until Reset.
 		t.Cancel()
 		return err
+	}
+	if t.rng == nil { // made on the first retry: most transactions never retry
+		t.rng = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
 	d := t.backoff.Next(t.maxRetryDelay, t.rng.Float64())
 	if d > 0 {

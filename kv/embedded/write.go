@@ -67,15 +67,25 @@ func (t *transaction) writeCheck(key []byte, valueLen int) bool {
 // supersedes the earlier point writes of its key (their values are
 // dropped), so 200 overwrites of one key send one mutation, as
 // FoundationDB's write map does; GetApproximateSize still counts every
-// call.
+// call. It runs before the write map is updated, so a key without an
+// entry there has no earlier point write to supersede (or only ones a
+// ClearRange already covered): the index of point writes by key is built
+// only once some key is written twice, which most transactions never do.
 func (t *transaction) record(m mutation) {
 	t.a.size += int64(len(m.key) + len(m.end) + len(m.value))
 	point := m.kind == mutSet || m.kind == mutClear ||
 		m.kind == mutAtomic && m.op != kv.SetVersionstampedKey
-	if point {
-		if t.a.points == nil {
+	if point && t.a.points == nil {
+		if _, rewrite := t.a.writes.get(m.key); rewrite {
 			t.a.points = make(map[string][]int)
+			for i, o := range t.a.muts {
+				if o.kind == mutSet || o.kind == mutClear || o.kind == mutAtomic && o.op != kv.SetVersionstampedKey {
+					t.a.points[string(o.key)] = append(t.a.points[string(o.key)], i)
+				}
+			}
 		}
+	}
+	if point && t.a.points != nil {
 		k := string(m.key)
 		if m.kind != mutAtomic {
 			for _, i := range t.a.points[k] {
@@ -92,10 +102,18 @@ func (t *transaction) Set(key, value []byte) {
 	if !t.writeCheck(key, len(value)) {
 		return
 	}
-	k, v := clone(key, true), clone(value, true)
-	t.record(mutation{kind: mutSet, key: k, value: v})
-	t.a.writes.set(k, v)
-	t.addWrite(kv.SingleKeyRange(k))
+	kr, v := keyRange(key), clone(value, true)
+	t.record(mutation{kind: mutSet, key: kr.Begin, value: v})
+	t.a.writes.set(kr.Begin, v)
+	t.addWrite(kr)
+}
+
+// keyRange is kv.SingleKeyRange(key) on a copy of key, in one allocation:
+// Begin is the copy (capacity-limited, so an append cannot reach End).
+func keyRange(key []byte) kv.Range {
+	buf := make([]byte, len(key)+1)
+	copy(buf, key)
+	return kv.Range{Begin: buf[:len(key):len(key)], End: buf}
 }
 
 func (t *transaction) Clear(key []byte) {
@@ -107,10 +125,10 @@ func (t *transaction) Clear(key []byte) {
 	if !t.writeCheck(key, 0) {
 		return
 	}
-	k := clone(key, true)
-	t.record(mutation{kind: mutClear, key: k})
-	t.a.writes.clear(k)
-	t.addWrite(kv.SingleKeyRange(k))
+	kr := keyRange(key)
+	t.record(mutation{kind: mutClear, key: kr.Begin})
+	t.a.writes.clear(kr.Begin)
+	t.addWrite(kr)
 }
 
 func (t *transaction) ClearRange(r kv.Range) {
@@ -200,10 +218,10 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 		t.addWrite(kv.SingleKeyRange(k))
 		return
 	}
-	k, p := clone(key, true), clone(param, true)
-	t.record(mutation{kind: mutAtomic, op: op, key: k, value: p})
-	t.a.writes.atomic(k, op, p)
-	t.addWrite(kv.SingleKeyRange(k))
+	kr, p := keyRange(key), clone(param, true)
+	t.record(mutation{kind: mutAtomic, op: op, key: kr.Begin, value: p})
+	t.a.writes.atomic(kr.Begin, op, p)
+	t.addWrite(kr)
 }
 
 // SetReadVersion fixes the read version. As FoundationDB's setVersion, it
