@@ -19,6 +19,24 @@ func openMem(t testing.TB, o *Options) *DB {
 	return db
 }
 
+// openMemPebble is openMem on Pebble with a memory filesystem, for tests
+// of the Pebble engine's snapshots.
+func openMemPebble(t testing.TB, o *Options) *DB {
+	t.Helper()
+	db, err := openMemPebbleDB(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// engines runs f on the in-memory store and on Pebble (in memory).
+func engines(t *testing.T, f func(t *testing.T, open func(testing.TB, *Options) *DB)) {
+	t.Run("store", func(t *testing.T) { f(t, openMem) })
+	t.Run("pebble", func(t *testing.T) { f(t, openMemPebble) })
+}
+
 func newTr(t testing.TB, db *DB) kv.Transaction {
 	t.Helper()
 	tr, err := db.CreateTransaction(context.Background())

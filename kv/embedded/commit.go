@@ -158,7 +158,15 @@ func (db *DB) commitGroup(group []*commitReq) {
 	db.mu.Unlock()
 
 	db.window.prune(cv - kv.MaxTransactionLifeVersions)
-	b := db.pdb.NewIndexedBatch()
+	var w groupWriter
+	var b *pebble.Batch
+	if db.store != nil {
+		db.store.begin(cv)
+		w = memWriter{db.store}
+	} else {
+		b = db.pdb.NewIndexedBatch()
+		w = pebbleWriter{b}
+	}
 	var accepted []*commitReq
 	cleared := false
 	for i, r := range group {
@@ -175,11 +183,13 @@ func (db *DB) commitGroup(group []*commitReq) {
 		// The batch order is the transaction's position in the group,
 		// failed ones included, as a commit proxy numbers its batch.
 		stamp := kv.NewVersionstamp(cv, uint16(i))
-		stamped, rc, err := applyMutations(b, r.muts, stamp)
+		stamped, rc, err := applyMutations(w, r.muts, stamp)
 		if err != nil {
 			// Cannot happen for validated mutations; fail this one alone
 			// would leave a half-applied batch, so fail the group.
-			b.Close()
+			if b != nil {
+				b.Close()
+			}
 			db.failGroup(group, &kv.Error{Code: kv.CodeInternalError, Cause: err}, cv)
 			return
 		}
@@ -193,11 +203,26 @@ func (db *DB) commitGroup(group []*commitReq) {
 	}
 
 	if len(accepted) == 0 {
-		b.Close()
+		if b != nil {
+			b.Close()
+		} else {
+			db.store.commit() // nothing written
+		}
 		db.mu.Lock()
 		db.popLastInflightLocked()
 		db.mu.Unlock()
 		db.finish(group)
+		return
+	}
+	if db.store != nil {
+		// In memory the group is already in the store, at cv.
+		if db.testHookBeforeApply != nil {
+			db.testHookBeforeApply()
+		}
+		db.store.commit()
+		db.lastVersion = cv
+		db.publish(&appliedGroup{group: group, accepted: accepted, cv: cv, snap: &snapshot{version: cv, mem: db.store}})
+		db.store.age(cv - kv.MaxTransactionLifeVersions)
 		return
 	}
 	b.Set(metaVersion, encodeVersion(cv, db.opts.Clock()), nil)
@@ -270,11 +295,19 @@ func (db *DB) publisher(done chan<- struct{}) {
 // publish makes an applied (and, when durable, synced) group visible and
 // answers its committers.
 func (db *DB) publish(g *appliedGroup) {
-	g.b.Close()
+	if g.b != nil {
+		g.b.Close()
+	}
 	db.stats.batches.Add(1)
 	db.stats.commits.Add(int64(len(g.accepted)))
 	db.mu.Lock()
-	db.mu.snaps = append(db.mu.snaps, g.snap)
+	if db.store != nil {
+		// The store reads every version of the window: only the published
+		// one is kept here (see trySnapshotAt).
+		db.mu.snaps[0] = g.snap
+	} else {
+		db.mu.snaps = append(db.mu.snaps, g.snap)
+	}
 	db.popInflightLocked()
 	db.releaseOldLocked(g.cv)
 	if g.cleared && db.mu.flushAfter == 0 {
@@ -354,6 +387,9 @@ func (db *DB) popLastInflightLocked() {
 // failed and forgets the group's write conflict ranges.
 func (db *DB) failGroup(group []*commitReq, err error, cv int64) {
 	db.window.dropFrom(cv)
+	if db.store != nil {
+		db.store.abort()
+	}
 	db.mu.Lock()
 	db.popLastInflightLocked()
 	db.mu.Unlock()
@@ -413,39 +449,92 @@ func (db *DB) releaseOldLocked(now int64) {
 	}
 }
 
-// applyMutations replays one transaction's writes, in order, into b, and
+// groupWriter takes a group's mutations: a Pebble indexed batch
+// (pebbleWriter) or the in-memory store at the group's commit version
+// (memWriter). Keys are user keys.
+type groupWriter interface {
+	set(key, value []byte) error
+	del(key []byte) error
+	// clearRange reports whether it wrote a Pebble range tombstone
+	// (see flushAfterClear).
+	clearRange(begin, end []byte) (tombstone bool, err error)
+	// get reads key as of everything written so far, earlier
+	// transactions of the group included.
+	get(key []byte) (value []byte, present bool, err error)
+}
+
+// applyMutations replays one transaction's writes, in order, into w, and
 // returns the keys its versionstamped keys became, as write conflict
 // ranges, and whether one of its range clears wrote a range tombstone
 // (see flushAfterClear). Atomic operations read the value then current:
-// the DB plus everything earlier in b, including earlier transactions of
+// the DB plus everything earlier in w, including earlier transactions of
 // the group.
-func applyMutations(b *pebble.Batch, muts []mutation, stamp kv.Versionstamp) (stamped []kv.Range, cleared bool, err error) {
+func applyMutations(w groupWriter, muts []mutation, stamp kv.Versionstamp) (stamped []kv.Range, cleared bool, err error) {
 	for _, m := range muts {
 		switch m.kind {
 		case mutSet:
-			err = b.Set(userKey(m.key), m.value, nil)
+			err = w.set(m.key, m.value)
 		case mutClear:
-			err = b.Delete(userKey(m.key), nil)
+			err = w.del(m.key)
 		case mutClearRange:
 			var tomb bool
-			tomb, err = clearRange(b, m.key, m.end)
+			tomb, err = w.clearRange(m.key, m.end)
 			cleared = cleared || tomb
 		case mutAtomic:
 			if m.op == kv.SetVersionstampedKey {
 				var k []byte
 				if k, err = kv.PlaceVersionstamp(m.key, stamp); err == nil {
-					err = b.Set(userKey(k), m.value, nil)
+					err = w.set(k, m.value)
 					stamped = append(stamped, kv.SingleKeyRange(k))
 				}
 				break
 			}
-			err = applyAtomic(b, m, stamp)
+			err = applyAtomic(w, m, stamp)
 		}
 		if err != nil {
 			return nil, false, err
 		}
 	}
 	return stamped, cleared, nil
+}
+
+func applyAtomic(w groupWriter, m mutation, stamp kv.Versionstamp) error {
+	if m.op == kv.SetVersionstampedValue {
+		v, err := kv.PlaceVersionstamp(m.value, stamp)
+		if err != nil {
+			return err
+		}
+		return w.set(m.key, v)
+	}
+	cur, present, err := w.get(m.key)
+	if err != nil {
+		return err
+	}
+	nv, ok := kv.ApplyAtomic(m.op, cur, present, m.value)
+	if !ok {
+		return w.del(m.key)
+	}
+	return w.set(m.key, nv)
+}
+
+// pebbleWriter is a groupWriter on a Pebble indexed batch, keys under
+// userPrefix.
+type pebbleWriter struct{ b *pebble.Batch }
+
+func (p pebbleWriter) set(key, value []byte) error { return p.b.Set(userKey(key), value, nil) }
+func (p pebbleWriter) del(key []byte) error        { return p.b.Delete(userKey(key), nil) }
+
+func (p pebbleWriter) get(key []byte) ([]byte, bool, error) {
+	v, closer, err := p.b.Get(userKey(key))
+	switch {
+	case err == nil:
+		cur := append([]byte{}, v...)
+		closer.Close()
+		return cur, true, nil
+	case errors.Is(err, pebble.ErrNotFound):
+		return nil, false, nil
+	}
+	return nil, false, err
 }
 
 // pointClearLimit is how many present keys a ClearRange deletes one by one
@@ -456,8 +545,9 @@ func applyMutations(b *pebble.Batch, muts []mutation, stamp kv.Versionstamp) (st
 const pointClearLimit = 256
 
 // clearRange clears the user keys in [begin, end) as of everything earlier
-// in b, and reports whether it wrote a range tombstone.
-func clearRange(b *pebble.Batch, begin, end []byte) (tombstone bool, err error) {
+// in the batch, and reports whether it wrote a range tombstone.
+func (p pebbleWriter) clearRange(begin, end []byte) (tombstone bool, err error) {
+	b := p.b
 	lo, hi := userKey(begin), userKey(end)
 	it, err := b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -481,29 +571,22 @@ func clearRange(b *pebble.Batch, begin, end []byte) (tombstone bool, err error) 
 	return false, nil
 }
 
-func applyAtomic(b *pebble.Batch, m mutation, stamp kv.Versionstamp) error {
-	switch m.op {
-	case kv.SetVersionstampedValue:
-		v, err := kv.PlaceVersionstamp(m.value, stamp)
-		if err != nil {
-			return err
-		}
-		return b.Set(userKey(m.key), v, nil)
+// memWriter is a groupWriter on the in-memory store at the group's commit
+// version. It keeps the keys and values it is given: mutations are the
+// committer's from the send on, and never modified.
+type memWriter struct{ s *memStore }
+
+func (m memWriter) set(key, value []byte) error { m.s.set(key, value); return nil }
+func (m memWriter) del(key []byte) error        { m.s.del(key); return nil }
+
+func (m memWriter) clearRange(begin, end []byte) (bool, error) {
+	m.s.clearRange(begin, end)
+	return false, nil
+}
+
+func (m memWriter) get(key []byte) ([]byte, bool, error) {
+	if _, mv := m.s.current(key); mv != nil && mv.present {
+		return mv.value, true, nil
 	}
-	uk := userKey(m.key)
-	var cur []byte
-	present := false
-	v, closer, err := b.Get(uk)
-	switch {
-	case err == nil:
-		cur, present = append([]byte{}, v...), true
-		closer.Close()
-	case !errors.Is(err, pebble.ErrNotFound):
-		return err
-	}
-	nv, ok := kv.ApplyAtomic(m.op, cur, present, m.value)
-	if !ok {
-		return b.Delete(uk, nil)
-	}
-	return b.Set(uk, nv, nil)
+	return nil, false, nil
 }

@@ -64,6 +64,9 @@ type DB struct {
 	fail *failure
 	log  *failLogger
 	mem  bool // opened by OpenMem
+	// store holds the data of an in-memory database (OpenMem), where pdb
+	// is nil; nil for Pebble.
+	store *memStore
 
 	// clockStart and clockBase map clock time to versions: clockBase +
 	// elapsed microseconds since clockStart.
@@ -159,21 +162,41 @@ func openDisk(dir string, opts *Options, fs vfs.FS) (*DB, error) {
 	return db, nil
 }
 
-// OpenMem opens a database held in memory (Pebble on vfs.NewMem, without
-// a write-ahead log). It is lost on Close.
+// OpenMem opens a database held in memory, lost on Close. It has the same
+// semantics as Open's, on a multi-version store of its own rather than
+// Pebble (see memStore).
 func OpenMem(opts *Options) (*DB, error) {
-	o := opts.withDefaults()
-	if err := o.validate(); err != nil {
+	o, err := memOptions(opts)
+	if err != nil {
 		return nil, err
 	}
-	if o.MustExist || o.ReadOnly {
-		return nil, errors.New("embedded: OpenMem: Options.MustExist and Options.ReadOnly apply only to Open (an in-memory database always starts empty)")
+	db := newDB(o, 0, nil)
+	db.mem, db.store = true, newMemStore()
+	db.mu.snaps = []*snapshot{{version: 0, mem: db.store}}
+	go db.committer()
+	return db, nil
+}
+
+func memOptions(opts *Options) (Options, error) {
+	o := opts.withDefaults()
+	if err := o.validate(); err != nil {
+		return o, err
 	}
-	// No WAL: the log of a store that is lost on Close protects nothing,
-	// and writing it into a growing in-memory file cost ~7% of commit CPU
-	// (memFile.Write's growslice). A group is still all-or-nothing to
-	// readers: Pebble publishes a batch's sequence numbers only once all
-	// of it is in the memtable, and readers use the snapshot taken after.
+	if o.MustExist || o.ReadOnly {
+		return o, errors.New("embedded: OpenMem: Options.MustExist and Options.ReadOnly apply only to Open (an in-memory database always starts empty)")
+	}
+	return o, nil
+}
+
+// openMemPebbleDB is OpenMem on Pebble with a memory filesystem, as OpenMem
+// was before it had a store of its own: for tests of the Pebble engine's
+// snapshot handling without a disk.
+func openMemPebbleDB(opts *Options) (*DB, error) {
+	o, err := memOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	// No WAL: the log of a store lost on Close protects nothing.
 	po := tuned(&pebble.Options{FS: vfs.NewMem(), DisableWAL: true})
 	db, err := open("", po, o, pebble.NoSync)
 	if err != nil {
@@ -224,26 +247,35 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 	if el := start.Sub(wall); !wall.IsZero() && el > 0 {
 		base += int64(el / (time.Second / kv.VersionsPerSecond))
 	}
-	db := &DB{
-		fail:       fail,
-		log:        logger,
-		pdb:        pdb,
-		opts:       o,
-		sync:       sync,
-		reqs:       make(chan *commitReq),
-		closing:    make(chan struct{}),
-		stopped:    make(chan struct{}),
-		clockStart: start,
-		clockBase:  base + 1,
-	}
+	db := newDB(o, base, fail)
+	db.log, db.pdb, db.sync = logger, pdb, sync
+	db.clockStart = start
 	if sync.Sync && !po.ReadOnly {
 		db.unsynced = make(chan *appliedGroup, maxUnsyncedGroups)
 	}
-	db.mu.lastClock = base
-	db.mu.maxRead = base
 	db.mu.snaps = []*snapshot{{version: last, ps: pdb.NewSnapshot()}}
 	go db.committer()
 	return db, nil
+}
+
+// newDB is the state both engines share, with versions continuing above
+// base (0 for a new database); fail nil means a fresh failure state.
+func newDB(o Options, base int64, fail *failure) *DB {
+	if fail == nil {
+		fail = newFailure()
+	}
+	db := &DB{
+		fail:       fail,
+		opts:       o,
+		reqs:       make(chan *commitReq),
+		closing:    make(chan struct{}),
+		stopped:    make(chan struct{}),
+		clockStart: o.Clock(),
+		clockBase:  base + 1,
+	}
+	db.mu.lastClock = base
+	db.mu.maxRead = base
+	return db
 }
 
 // checkFormat verifies (or, on an empty store, writes) the format marker and
@@ -352,7 +384,9 @@ func (db *DB) Close() error {
 		for _, s := range snaps {
 			s.release()
 		}
-		db.closeErr = db.pdb.Close()
+		if db.pdb != nil {
+			db.closeErr = db.pdb.Close()
+		}
 		if db.fail.get() != nil {
 			// Pebble's Close repeats the failure its log already had (the
 			// commits that hit it reported it): the close itself worked.
@@ -477,6 +511,13 @@ func (db *DB) trySnapshotAt(v int64) (*snapshot, error) {
 		} else {
 			hi = m
 		}
+	}
+	if db.store != nil {
+		// The store reads any version of the window.
+		if v > db.mu.maxRead {
+			db.mu.maxRead = v
+		}
+		return &snapshot{version: v, mem: db.store}, nil
 	}
 	if lo == 0 {
 		return nil, kv.Errorf(kv.CodeTransactionTooOld, "read version %d predates the oldest retained state (%d)", v, snaps[0].version)

@@ -334,8 +334,12 @@ func TestGroupCommitBatches(t *testing.T) {
 }
 
 func TestSnapshotReleaseIsTooOld(t *testing.T) {
+	engines(t, testSnapshotReleaseIsTooOld)
+}
+
+func testSnapshotReleaseIsTooOld(t *testing.T, open func(testing.TB, *Options) *DB) {
 	clk := newStepClock()
-	db := openMem(t, &Options{Clock: clk.Now})
+	db := open(t, &Options{Clock: clk.Now})
 	commitSet(t, db, "k", "1")
 	old := newTr(t, db)
 	if v := old.Get([]byte("k")).MustGet(); string(v) != "1" {
@@ -350,18 +354,43 @@ func TestSnapshotReleaseIsTooOld(t *testing.T) {
 		t.Fatalf("SetReadVersion(%d): got %q, want the old value", oldRV, v)
 	}
 	clk.Advance(6 * time.Second)
-	commitSet(t, db, "k", "3") // this commit releases the aged-out snapshots
-	db.mu.Lock()
-	oldest := db.mu.snaps[0].version
-	db.mu.Unlock()
-	if oldest <= oldRV {
-		t.Fatalf("snapshot at %d still retained after five seconds", oldest)
+	commitSet(t, db, "k", "3") // this commit releases the aged-out state
+	if db.store != nil {
+		if f := db.store.floor.Load(); f <= oldRV {
+			t.Fatalf("store floor %d not above %d after five seconds", f, oldRV)
+		}
+		// Only the newest version at or below the floor is kept.
+		n, _ := db.store.current([]byte("k"))
+		var vals []string
+		for mv := n.versions.Load(); mv != nil; mv = mv.older.Load() {
+			vals = append(vals, string(mv.value))
+		}
+		if len(vals) != 2 || vals[0] != "3" || vals[1] != "2" {
+			t.Fatalf("versions of k after aging: %q, want [3 2]", vals)
+		}
+	} else {
+		db.mu.Lock()
+		oldest := db.mu.snaps[0].version
+		db.mu.Unlock()
+		if oldest <= oldRV {
+			t.Fatalf("snapshot at %d still retained after five seconds", oldest)
+		}
 	}
 	_, err := old.Get([]byte("other")).Get()
 	wantCode(t, "read on an aged-out read version", err, kv.CodeTransactionTooOld)
 	old.Set([]byte("k"), []byte("x"))
 	wantCode(t, "commit of an aged-out transaction", old.Commit().Err(), kv.CodeTransactionTooOld)
 
+	if db.store != nil {
+		// A read at a version the store aged out while it was reading
+		// fails rather than answering from what is left.
+		s := &snapshot{version: oldRV, mem: db.store}
+		_, _, err = s.get([]byte("k"))
+		wantCode(t, "read below the store's floor", err, kv.CodeTransactionTooOld)
+		err = s.scan([]byte("a"), []byte("z"), false, func(k, v []byte) (bool, []byte) { return true, nil })
+		wantCode(t, "scan below the store's floor", err, kv.CodeTransactionTooOld)
+		return
+	}
 	// A snapshot released while a transaction holds it (Close does that)
 	// fails the read rather than touching a closed Pebble snapshot.
 	s := &snapshot{version: 1, ps: db.pdb.NewSnapshot()}
@@ -788,7 +817,10 @@ func TestNoSyncStillPersistsOnClose(t *testing.T) {
 }
 
 func TestSystemKeys(t *testing.T) {
-	db := openMem(t, nil)
+	engines(t, func(t *testing.T, open func(testing.TB, *Options) *DB) { testSystemKeys(t, open(t, nil)) })
+}
+
+func testSystemKeys(t *testing.T, db *DB) {
 	sys := []byte("\xff/meta")
 	tr := newTr(t, db)
 	_, err := tr.Get(sys).Get()
@@ -826,6 +858,9 @@ func TestSystemKeys(t *testing.T) {
 	if v := newTr(t, db).Get(metaFormat).MustGet(); string(v) != "user" {
 		t.Fatalf("user key %q = %q", metaFormat, v)
 	}
+	if db.pdb == nil {
+		return // the store keeps no metadata beside user keys
+	}
 	if base, _, err := checkFormat(db.pdb, time.Now(), pebble.NoSync); err != nil || base <= 0 {
 		t.Fatalf("metadata disturbed by user keys: version %d, %v", base, err)
 	}
@@ -862,13 +897,19 @@ func TestCommitTimeoutInFlightMayStillCommit(t *testing.T) {
 }
 
 func TestReadsRaceSnapshotRelease(t *testing.T) {
+	engines(t, testReadsRaceSnapshotRelease)
+}
+
+func testReadsRaceSnapshotRelease(t *testing.T, open func(testing.TB, *Options) *DB) {
 	// Readers hold old read versions while a writer commits and the clock
-	// runs past five seconds, so snapshots are released under them: each
-	// read returns the value its version saw or transaction_too_old, never
+	// runs past five seconds, so snapshots are released (or the store's
+	// versions dropped, and a key that comes and goes unlinked) under them:
+	// each read returns what its version saw or transaction_too_old, never
 	// anything else, and -race sees no unsynchronized access.
 	clk := newStepClock()
-	db := openMem(t, &Options{Clock: clk.Now})
+	db := open(t, &Options{Clock: clk.Now})
 	commitSet(t, db, "k", "0")
+	all := kv.Range{Begin: []byte("a"), End: []byte("z")}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 4 {
@@ -886,8 +927,19 @@ func TestReadsRaceSnapshotRelease(t *testing.T) {
 				if err != nil {
 					continue // even the first read may find its version aged out
 				}
-				for range 20 {
+				firstRange, err := tr.GetRange(all, kv.RangeOptions{}).Get()
+				if err != nil {
+					continue
+				}
+				for i := range 20 {
 					v, err := tr.Get([]byte("k")).Get()
+					var kvs []kv.KeyValue
+					if err == nil {
+						kvs, err = tr.GetRange(all, kv.RangeOptions{Reverse: i%2 == 1}).Get()
+						if i%2 == 1 {
+							slices.Reverse(kvs)
+						}
+					}
 					if err != nil {
 						if !errors.Is(err, kv.ErrTransactionTooOld) {
 							t.Errorf("read: %v", err)
@@ -898,6 +950,10 @@ func TestReadsRaceSnapshotRelease(t *testing.T) {
 						t.Errorf("value changed under a fixed read version: %q then %q", first, v)
 						return
 					}
+					if fmt.Sprint(kvs) != fmt.Sprint(firstRange) {
+						t.Errorf("range changed under a fixed read version: %q then %q", firstRange, kvs)
+						return
+					}
 				}
 			}
 		}()
@@ -905,6 +961,11 @@ func TestReadsRaceSnapshotRelease(t *testing.T) {
 	for i := range 300 {
 		tr := newTr(t, db)
 		tr.Set([]byte("k"), []byte(fmt.Sprint(i)))
+		if i%3 == 0 {
+			tr.Clear([]byte("j"))
+		} else {
+			tr.Set([]byte("j"), []byte(fmt.Sprint(i)))
+		}
 		if err := tr.Commit().Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -913,6 +974,17 @@ func TestReadsRaceSnapshotRelease(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	commitSet(t, db, "k", "last") // with the readers gone, this releases all it can
+	if db.store != nil {
+		n, _ := db.store.current([]byte("k"))
+		versions := 0
+		for mv := n.versions.Load(); mv != nil; mv = mv.older.Load() {
+			versions++
+		}
+		if versions > 52 { // five seconds at 100 ms per commit
+			t.Fatalf("%d versions of k retained, want about 50", versions)
+		}
+		return
+	}
 	db.mu.Lock()
 	n, dying := len(db.mu.snaps), len(db.mu.dying)
 	db.mu.Unlock()

@@ -9,18 +9,22 @@ import (
 	"github.com/idemkv/idemkv/kv"
 )
 
-// snapshot is the database state at one commit version: a Pebble snapshot
-// taken right after that version's batch was applied and before it was
-// published. It may be released (when it has aged out of the five-second
-// window, or on Close) while a transaction still refers to it: reads then
-// fail with transaction_too_old, as FoundationDB's do once the storage
-// servers have dropped the version.
+// snapshot is the database state at one version. On Pebble it is a Pebble
+// snapshot taken right after that version's batch was applied and before
+// it was published. It may be released (when it has aged out of the
+// five-second window, or on Close) while a transaction still refers to it:
+// reads then fail with transaction_too_old, as FoundationDB's do once the
+// storage servers have dropped the version. In memory it is the store read
+// at version (a read version: the store holds every version of the window),
+// and reads fail the same way once the store has aged version out.
 type snapshot struct {
 	version int64
 	// mu is held shared by each read for its whole duration and exclusively
 	// by release, so a read never touches a closed Pebble snapshot.
 	mu sync.RWMutex
 	ps *pebble.Snapshot // nil once released
+	// mem is the in-memory store (OpenMem), where ps is nil.
+	mem *memStore
 }
 
 // release closes the Pebble snapshot, waiting for reads in progress.
@@ -52,6 +56,11 @@ func (s *snapshot) releasedErr() error {
 
 // get reads one user key.
 func (s *snapshot) get(key []byte) (value []byte, present bool, err error) {
+	if s.mem != nil {
+		// The store's values are never modified: callers copy what they
+		// hand out.
+		return s.mem.get(key, s.version)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ps == nil {
@@ -74,6 +83,9 @@ func (s *snapshot) get(key []byte) (value []byte, present bool, err error) {
 // first key >= seek, reversed to the last key < seek. The key and value
 // passed to fn are valid only during the call.
 func (s *snapshot) scan(begin, end []byte, reverse bool, fn func(k, v []byte) (more bool, seek []byte)) error {
+	if s.mem != nil {
+		return s.mem.scan(s.version, begin, end, reverse, fn)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.ps == nil {

@@ -70,10 +70,10 @@ func (db *DB) status() ([]byte, error) {
 			"messages":           messages,
 			"configuration": map[string]any{
 				"redundancy_mode": "single",
-				"storage_engine":  "idemkv-embedded (pebble, " + mode + ")",
+				"storage_engine":  engineName(db, mode),
 			},
 			"data": map[string]any{
-				"total_disk_used_bytes": db.pdb.Metrics().DiskSpaceUsage(),
+				"total_disk_used_bytes": db.diskUsed(),
 			},
 			"processes": map[string]any{},
 			"machines":  map[string]any{},
@@ -81,4 +81,19 @@ func (db *DB) status() ([]byte, error) {
 		},
 	}
 	return json.Marshal(doc)
+}
+
+// diskUsed is the bytes the database's files take: none in memory.
+func (db *DB) diskUsed() uint64 {
+	if db.pdb == nil {
+		return 0
+	}
+	return db.pdb.Metrics().DiskSpaceUsage()
+}
+
+func engineName(db *DB, mode string) string {
+	if db.store != nil {
+		return "idemkv-embedded (memory store)"
+	}
+	return "idemkv-embedded (pebble, " + mode + ")"
 }

@@ -1,0 +1,379 @@
+package embedded
+
+import (
+	"bytes"
+	"math/bits"
+	"sync/atomic"
+
+	"github.com/idemkv/idemkv/kv"
+)
+
+// memStore is the in-memory engine's storage (OpenMem): a multi-version
+// map from user key to values by commit version, read at any version of
+// the five-second window without snapshots. It replaced Pebble on a memory
+// filesystem, whose costs bought nothing for a store lost on Close: a
+// memtable insert and a copy into the WAL per key, an indexed batch read
+// per atomic operation, a Pebble snapshot per commit group (five seconds
+// of them, ~30% of throughput at in-memory rates) and their release, which
+// schedules compactions.
+//
+// Keys sit in a skiplist with one writer (the committer) and lock-free
+// readers; each key holds its versions newest first. Only the committer
+// writes, and it writes a group's versions at the group's commit version
+// cv directly into the store: no reader can see them before the group is
+// published, because no read version >= cv is handed out or accepted
+// until then (db.mu.inflight), and every read resolves a key's versions at
+// its read version. A group that fails is rolled back before it is
+// published (abort).
+//
+// Versions no read version in the window can need are dropped as groups
+// age: once the floor f (five seconds before the newest commit) passes a
+// group, each key it wrote keeps only its newest version <= f and the
+// newer ones, and a key whose only version left is a deletion leaves the
+// skiplist. A read at v < f may have lost what it needs, so every read
+// checks the floor after it has read and fails with transaction_too_old
+// if the floor passed v: what Pebble's released snapshots did, as
+// FoundationDB's storage servers do once they forget a version. The floor
+// is raised before anything is dropped, so a read that saw a dropped
+// version also sees the raised floor.
+type memStore struct {
+	head memNode // sentinel; its tower is maxMemHeight high
+	// height is the tallest tower in use; readers start there.
+	height atomic.Int32
+	// floor: versions below it may have been dropped (see above).
+	floor atomic.Int64
+
+	// The rest belongs to the committer.
+	rnd uint64 // tower heights
+	// cv is the commit version being applied, 0 between groups; touched
+	// holds the nodes the group wrote, for abort and for aging.
+	cv      int64
+	touched []*memNode
+	// writes holds the versions the published groups still in the window
+	// wrote, oldest first from writesHead; groups marks where each group's
+	// end in writes (from groupsHead). Two slices, so a group costs no
+	// allocation of its own.
+	writes     []memWrite
+	writesHead int
+	groups     []memGroup
+	groupsHead int
+}
+
+const maxMemHeight = 20
+
+type memGroup struct {
+	version int64
+	end     int // writes[..end] are this group's and older ones'
+}
+
+// memWrite is one version a group wrote, of node n.
+type memWrite struct {
+	n  *memNode
+	mv *memVersion
+}
+
+// memNode is one key. Readers reach it through atomic loads only; key
+// never changes.
+type memNode struct {
+	key      []byte
+	versions atomic.Pointer[memVersion] // newest first
+	next     []atomic.Pointer[memNode]  // tower, level 0 first
+	// low is the tower of a node one level high (three in four): next
+	// points into it, saving an allocation.
+	low [1]atomic.Pointer[memNode]
+}
+
+// memVersion is a key's value (or deletion) as of a commit version.
+// value is never modified once stored.
+type memVersion struct {
+	version int64
+	present bool
+	value   []byte
+	older   atomic.Pointer[memVersion]
+}
+
+func newMemStore() *memStore {
+	s := &memStore{rnd: 0x9e3779b97f4a7c15}
+	s.head.next = make([]atomic.Pointer[memNode], maxMemHeight)
+	s.height.Store(1)
+	return s
+}
+
+// at returns the version of n visible at v, nil if none.
+func (n *memNode) at(v int64) *memVersion {
+	mv := n.versions.Load()
+	for mv != nil && mv.version > v {
+		mv = mv.older.Load()
+	}
+	return mv
+}
+
+// seekGE returns the first node with key >= key, nil if none; with preds
+// non-nil it also fills each level's last node before key (the writer's
+// splice).
+func (s *memStore) seekGE(key []byte, preds *[maxMemHeight]*memNode) *memNode {
+	x := &s.head
+	for l := int(s.height.Load()) - 1; l >= 0; l-- {
+		for {
+			nx := x.next[l].Load()
+			if nx == nil || bytes.Compare(nx.key, key) >= 0 {
+				break
+			}
+			x = nx
+		}
+		if preds != nil {
+			preds[l] = x
+		}
+	}
+	return x.next[0].Load()
+}
+
+// seekLT returns the last node with key < key, nil if none.
+func (s *memStore) seekLT(key []byte) *memNode {
+	x := &s.head
+	for l := int(s.height.Load()) - 1; l >= 0; l-- {
+		for {
+			nx := x.next[l].Load()
+			if nx == nil || bytes.Compare(nx.key, key) >= 0 {
+				break
+			}
+			x = nx
+		}
+	}
+	if x == &s.head {
+		return nil
+	}
+	return x
+}
+
+// floorErr is the error of a read at v made while or after the floor
+// passed v.
+func (s *memStore) floorErr(v int64) error {
+	if f := s.floor.Load(); v < f {
+		return kv.Errorf(kv.CodeTransactionTooOld, "read version %d is older than the oldest retained state (%d)", v, f)
+	}
+	return nil
+}
+
+// get reads key at version v. The value is shared and must not be
+// modified.
+func (s *memStore) get(key []byte, v int64) (value []byte, present bool, err error) {
+	if n := s.seekGE(key, nil); n != nil && bytes.Equal(n.key, key) {
+		if mv := n.at(v); mv != nil && mv.present {
+			value, present = mv.value, true
+		}
+	}
+	if err := s.floorErr(v); err != nil {
+		return nil, false, err
+	}
+	return value, present, nil
+}
+
+// scan is snapshot.scan at version v: fn gets the present keys of
+// [begin, end) in order (reversed if reverse), until it returns false; a
+// non-nil seek skips forward to the first key >= seek, or reversed to the
+// last key < seek.
+func (s *memStore) scan(v int64, begin, end []byte, reverse bool, fn func(k, val []byte) (bool, []byte)) error {
+	var n *memNode
+	if reverse {
+		n = s.seekLT(end)
+	} else {
+		n = s.seekGE(begin, nil)
+	}
+	for n != nil {
+		if reverse && bytes.Compare(n.key, begin) < 0 || !reverse && bytes.Compare(n.key, end) >= 0 {
+			break
+		}
+		var seek []byte
+		if mv := n.at(v); mv != nil && mv.present {
+			more, sk := fn(n.key, mv.value)
+			if !more {
+				break
+			}
+			seek = sk
+		}
+		switch {
+		case seek != nil && reverse:
+			n = s.seekLT(seek)
+		case seek != nil:
+			n = s.seekGE(seek, nil)
+		case reverse:
+			n = s.seekLT(n.key)
+		default:
+			n = n.next[0].Load()
+		}
+	}
+	return s.floorErr(v)
+}
+
+// ---- the committer's side ----
+
+// begin starts applying the group at commit version cv.
+func (s *memStore) begin(cv int64) { s.cv = cv }
+
+// node returns key's node, inserting it if absent.
+func (s *memStore) node(key []byte) *memNode {
+	var preds [maxMemHeight]*memNode
+	if n := s.seekGE(key, &preds); n != nil && bytes.Equal(n.key, key) {
+		return n
+	}
+	h := s.randomHeight()
+	if cur := int(s.height.Load()); h > cur {
+		for l := cur; l < h; l++ {
+			preds[l] = &s.head
+		}
+		s.height.Store(int32(h))
+	}
+	n := &memNode{key: key}
+	if h == 1 {
+		n.next = n.low[:]
+	} else {
+		n.next = make([]atomic.Pointer[memNode], h)
+	}
+	for l := range h {
+		n.next[l].Store(preds[l].next[l].Load())
+	}
+	// Linked bottom up: a reader that finds n at some level finds it at
+	// every level below.
+	for l := range h {
+		preds[l].next[l].Store(n)
+	}
+	return n
+}
+
+func (s *memStore) randomHeight() int {
+	s.rnd ^= s.rnd << 13
+	s.rnd ^= s.rnd >> 7
+	s.rnd ^= s.rnd << 17
+	// P(height > h) = 4^-h.
+	h := 1 + bits.TrailingZeros64(s.rnd|1<<62)/2
+	return min(h, maxMemHeight)
+}
+
+// write records key's value (present) or deletion at s.cv. A second write
+// of the key in the same group replaces the first.
+func (s *memStore) write(n *memNode, value []byte, present bool) {
+	mv := &memVersion{version: s.cv, present: present, value: value}
+	head := n.versions.Load()
+	if head != nil && head.version == s.cv {
+		head = head.older.Load()
+	} else {
+		s.touched = append(s.touched, n)
+	}
+	mv.older.Store(head)
+	n.versions.Store(mv)
+}
+
+// current is key's node and value as of everything written so far,
+// the group being applied included.
+func (s *memStore) current(key []byte) (*memNode, *memVersion) {
+	n := s.seekGE(key, nil)
+	if n == nil || !bytes.Equal(n.key, key) {
+		return nil, nil
+	}
+	return n, n.versions.Load()
+}
+
+// set writes key = value at s.cv. key and value are kept: the caller must
+// not modify them afterwards.
+func (s *memStore) set(key, value []byte) {
+	s.write(s.node(key), value, true)
+}
+
+// del deletes key at s.cv; a key already absent is left alone.
+func (s *memStore) del(key []byte) {
+	if n, mv := s.current(key); mv != nil && mv.present {
+		s.write(n, nil, false)
+	}
+}
+
+// clearRange deletes the present keys of [begin, end) at s.cv.
+func (s *memStore) clearRange(begin, end []byte) {
+	for n := s.seekGE(begin, nil); n != nil && bytes.Compare(n.key, end) < 0; n = n.next[0].Load() {
+		if mv := n.versions.Load(); mv != nil && mv.present {
+			s.write(n, nil, false)
+		}
+	}
+}
+
+// commit ends the group at s.cv, which is about to be published.
+func (s *memStore) commit() {
+	if len(s.touched) > 0 {
+		for _, n := range s.touched {
+			s.writes = append(s.writes, memWrite{n, n.versions.Load()}) // the group's last write of n
+		}
+		s.groups = append(s.groups, memGroup{version: s.cv, end: len(s.writes)})
+		clear(s.touched)
+		s.touched = s.touched[:0]
+	}
+	s.cv = 0
+}
+
+// abort undoes the group at s.cv, which is never published: every version
+// it wrote goes, and keys it created with them.
+func (s *memStore) abort() {
+	for _, n := range s.touched {
+		if head := n.versions.Load(); head != nil && head.version == s.cv {
+			n.versions.Store(head.older.Load())
+		}
+		if n.versions.Load() == nil {
+			s.unlink(n)
+		}
+	}
+	clear(s.touched)
+	s.touched = s.touched[:0]
+	s.cv = 0
+}
+
+// unlink removes n from the skiplist. Readers standing on n go on through
+// its own tower, which still leads to the rest of the list; a key inserted
+// after n's removal has a version above every read version in use, so
+// they miss nothing they could see.
+func (s *memStore) unlink(n *memNode) {
+	var preds [maxMemHeight]*memNode
+	s.seekGE(n.key, &preds)
+	for l := len(n.next) - 1; l >= 0; l-- {
+		if preds[l].next[l].Load() == n {
+			preds[l].next[l].Store(n.next[l].Load())
+		}
+	}
+}
+
+// age drops what no read version >= floor needs, group by group as they
+// fall below it (see memStore): a version v <= floor written by a group
+// answers every read at floor or above that older versions of its key
+// could, so they go; and if v is a deletion with nothing newer, the key
+// goes. Each version is dropped once, so aging costs O(1) per write.
+func (s *memStore) age(floor int64) {
+	if floor <= s.floor.Load() {
+		return
+	}
+	s.floor.Store(floor) // before dropping anything
+	for s.groupsHead < len(s.groups) && s.groups[s.groupsHead].version <= floor {
+		end := s.groups[s.groupsHead].end
+		for _, w := range s.writes[s.writesHead:end] {
+			w.mv.older.Store(nil)
+			if !w.mv.present && w.n.versions.Load() == w.mv {
+				w.n.versions.Store(nil)
+				s.unlink(w.n)
+			}
+		}
+		clear(s.writes[s.writesHead:end])
+		s.writesHead = end
+		s.groupsHead++
+	}
+	// Shift the live tails down once their dead heads dominate, returning
+	// memory at amortized O(1) per entry.
+	if s.groupsHead > 1024 && s.groupsHead > len(s.groups)/2 {
+		s.groups = append(s.groups[:0:0], s.groups[s.groupsHead:]...)
+		s.groupsHead = 0
+	}
+	if s.writesHead > 1024 && s.writesHead > len(s.writes)/2 {
+		shift := s.writesHead
+		s.writes = append(s.writes[:0:0], s.writes[shift:]...)
+		s.writesHead = 0
+		for i := range s.groups[s.groupsHead:] {
+			s.groups[s.groupsHead+i].end -= shift
+		}
+	}
+}
