@@ -172,8 +172,10 @@
 // version at or below the floor (a key whose newest is a deletion leaves
 // the skiplist), at O(1) per write; a read checks the floor after reading
 // and fails with transaction_too_old if it passed the read version, as a
-// read of a released snapshot does on Pebble. The conformance suite, the
-// strict-serializability histories and the engine tests run on both.
+// read of a released snapshot does on Pebble. The conformance suite runs on
+// both (TestConformance/Mem on the store, /Disk on Pebble), the
+// strict-serializability histories on the store, and the snapshot-release
+// tests on both (Pebble on a memory filesystem, kept for them).
 //
 // # Conflicts
 //
