@@ -360,7 +360,7 @@ func testSnapshotReleaseIsTooOld(t *testing.T, open func(testing.TB, *Options) *
 			t.Fatalf("store floor %d not above %d after five seconds", f, oldRV)
 		}
 		// Only the newest version at or below the floor is kept.
-		n, _ := db.store.current([]byte("k"))
+		n := db.store.seekGE([]byte("k"), nil)
 		var vals []string
 		for mv := n.versions.Load(); mv != nil; mv = mv.older.Load() {
 			vals = append(vals, string(mv.value))
@@ -975,7 +975,7 @@ func testReadsRaceSnapshotRelease(t *testing.T, open func(testing.TB, *Options) 
 	wg.Wait()
 	commitSet(t, db, "k", "last") // with the readers gone, this releases all it can
 	if db.store != nil {
-		n, _ := db.store.current([]byte("k"))
+		n := db.store.seekGE([]byte("k"), nil)
 		versions := 0
 		for mv := n.versions.Load(); mv != nil; mv = mv.older.Load() {
 			versions++

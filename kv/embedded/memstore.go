@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"math/bits"
+	"slices"
 	"sync/atomic"
 
 	"github.com/idemkv/idemkv/kv"
@@ -42,13 +43,21 @@ type memStore struct {
 	height atomic.Int32
 	// floor: versions below it may have been dropped (see above).
 	floor atomic.Int64
+	// dels holds the range deletions still in the window, ascending
+	// version; replaced, never modified, so readers load it once.
+	dels atomic.Pointer[[]memRangeDel]
 
 	// The rest belongs to the committer.
 	rnd uint64 // tower heights
 	// cv is the commit version being applied, 0 between groups; touched
 	// holds the nodes the group wrote, for abort and for aging.
 	cv      int64
+	seq     int32 // order of the group's writes and range deletions
 	touched []*memNode
+	// clearLimit is how many present keys a range clear deletes one by
+	// one before it records a range deletion instead (pointClearLimit;
+	// tests lower it).
+	clearLimit int
 	// writes holds the versions the published groups still in the window
 	// wrote, oldest first from writesHead; groups marks where each group's
 	// end in writes (from groupsHead). Two slices, so a group costs no
@@ -60,6 +69,23 @@ type memStore struct {
 }
 
 const maxMemHeight = 20
+
+// memRangeDel is a ClearRange over more than clearLimit present keys,
+// recorded in O(1): it hides every version of a key in [begin, end)
+// written before it (by version, then by order within the group). Once it
+// ages below the floor the keys it hides are dropped in one pass and it
+// goes (see age).
+type memRangeDel struct {
+	begin, end []byte
+	version    int64
+	seq        int32
+}
+
+// hides reports whether d deletes mv, a version of key.
+func (d *memRangeDel) hides(key []byte, mv *memVersion) bool {
+	return (d.version > mv.version || d.version == mv.version && d.seq > mv.seq) &&
+		bytes.Compare(key, d.begin) >= 0 && bytes.Compare(key, d.end) < 0
+}
 
 type memGroup struct {
 	version int64
@@ -87,13 +113,14 @@ type memNode struct {
 // value is never modified once stored.
 type memVersion struct {
 	version int64
+	seq     int32 // order within its group (see memRangeDel)
 	present bool
 	value   []byte
 	older   atomic.Pointer[memVersion]
 }
 
 func newMemStore() *memStore {
-	s := &memStore{rnd: 0x9e3779b97f4a7c15}
+	s := &memStore{rnd: 0x9e3779b97f4a7c15, clearLimit: pointClearLimit}
 	s.head.next = make([]atomic.Pointer[memNode], maxMemHeight)
 	s.height.Store(1)
 	return s
@@ -146,6 +173,33 @@ func (s *memStore) seekLT(key []byte) *memNode {
 	return x
 }
 
+// visible returns n's value at version v (the group being applied
+// included, at s.cv), nil if it has none there or a range deletion in dels
+// (at most v) hides it.
+func visible(n *memNode, v int64, dels []memRangeDel) *memVersion {
+	mv := n.at(v)
+	if mv == nil || !mv.present {
+		return nil
+	}
+	for i := len(dels) - 1; i >= 0; i-- {
+		d := &dels[i]
+		if d.version < mv.version || d.version == mv.version && d.seq < mv.seq {
+			break // this one and older ones predate mv
+		}
+		if d.version <= v && d.hides(n.key, mv) {
+			return nil
+		}
+	}
+	return mv
+}
+
+func (s *memStore) loadDels() []memRangeDel {
+	if d := s.dels.Load(); d != nil {
+		return *d
+	}
+	return nil
+}
+
 // floorErr is the error of a read at v made while or after the floor
 // passed v.
 func (s *memStore) floorErr(v int64) error {
@@ -159,7 +213,7 @@ func (s *memStore) floorErr(v int64) error {
 // modified.
 func (s *memStore) get(key []byte, v int64) (value []byte, present bool, err error) {
 	if n := s.seekGE(key, nil); n != nil && bytes.Equal(n.key, key) {
-		if mv := n.at(v); mv != nil && mv.present {
+		if mv := visible(n, v, s.loadDels()); mv != nil {
 			value, present = mv.value, true
 		}
 	}
@@ -174,6 +228,7 @@ func (s *memStore) get(key []byte, v int64) (value []byte, present bool, err err
 // non-nil seek skips forward to the first key >= seek, or reversed to the
 // last key < seek.
 func (s *memStore) scan(v int64, begin, end []byte, reverse bool, fn func(k, val []byte) (bool, []byte)) error {
+	dels := s.loadDels()
 	var n *memNode
 	if reverse {
 		n = s.seekLT(end)
@@ -185,7 +240,7 @@ func (s *memStore) scan(v int64, begin, end []byte, reverse bool, fn func(k, val
 			break
 		}
 		var seek []byte
-		if mv := n.at(v); mv != nil && mv.present {
+		if mv := visible(n, v, dels); mv != nil {
 			more, sk := fn(n.key, mv.value)
 			if !more {
 				break
@@ -209,7 +264,7 @@ func (s *memStore) scan(v int64, begin, end []byte, reverse bool, fn func(k, val
 // ---- the committer's side ----
 
 // begin starts applying the group at commit version cv.
-func (s *memStore) begin(cv int64) { s.cv = cv }
+func (s *memStore) begin(cv int64) { s.cv, s.seq = cv, 0 }
 
 // node returns key's node, inserting it if absent.
 func (s *memStore) node(key []byte) *memNode {
@@ -253,7 +308,8 @@ func (s *memStore) randomHeight() int {
 // write records key's value (present) or deletion at s.cv. A second write
 // of the key in the same group replaces the first.
 func (s *memStore) write(n *memNode, value []byte, present bool) {
-	mv := &memVersion{version: s.cv, present: present, value: value}
+	s.seq++
+	mv := &memVersion{version: s.cv, seq: s.seq, present: present, value: value}
 	head := n.versions.Load()
 	if head != nil && head.version == s.cv {
 		head = head.older.Load()
@@ -264,14 +320,14 @@ func (s *memStore) write(n *memNode, value []byte, present bool) {
 	n.versions.Store(mv)
 }
 
-// current is key's node and value as of everything written so far,
-// the group being applied included.
+// current is key's node and present value as of everything written so
+// far, the group being applied included (nil if absent).
 func (s *memStore) current(key []byte) (*memNode, *memVersion) {
 	n := s.seekGE(key, nil)
 	if n == nil || !bytes.Equal(n.key, key) {
 		return nil, nil
 	}
-	return n, n.versions.Load()
+	return n, visible(n, s.cv, s.loadDels())
 }
 
 // set writes key = value at s.cv. key and value are kept: the caller must
@@ -282,17 +338,31 @@ func (s *memStore) set(key, value []byte) {
 
 // del deletes key at s.cv; a key already absent is left alone.
 func (s *memStore) del(key []byte) {
-	if n, mv := s.current(key); mv != nil && mv.present {
+	if n, mv := s.current(key); mv != nil {
 		s.write(n, nil, false)
 	}
 }
 
-// clearRange deletes the present keys of [begin, end) at s.cv.
+// clearRange deletes the present keys of [begin, end) at s.cv: one by
+// one if there are at most clearLimit of them, else as one range deletion
+// (O(1) however many keys it covers; see memRangeDel). begin and end are
+// kept.
 func (s *memStore) clearRange(begin, end []byte) {
+	dels := s.loadDels()
+	var present []*memNode
 	for n := s.seekGE(begin, nil); n != nil && bytes.Compare(n.key, end) < 0; n = n.next[0].Load() {
-		if mv := n.versions.Load(); mv != nil && mv.present {
-			s.write(n, nil, false)
+		if visible(n, s.cv, dels) != nil {
+			if len(present) == s.clearLimit {
+				s.seq++
+				nd := append(dels[:len(dels):len(dels)], memRangeDel{begin: begin, end: end, version: s.cv, seq: s.seq})
+				s.dels.Store(&nd)
+				return
+			}
+			present = append(present, n)
 		}
+	}
+	for _, n := range present {
+		s.write(n, nil, false)
 	}
 }
 
@@ -322,6 +392,14 @@ func (s *memStore) abort() {
 	}
 	clear(s.touched)
 	s.touched = s.touched[:0]
+	if dels := s.loadDels(); len(dels) > 0 && dels[len(dels)-1].version == s.cv {
+		i := len(dels)
+		for i > 0 && dels[i-1].version == s.cv {
+			i--
+		}
+		nd := dels[:i:i]
+		s.dels.Store(&nd)
+	}
 	s.cv = 0
 }
 
@@ -362,6 +440,18 @@ func (s *memStore) age(floor int64) {
 		s.writesHead = end
 		s.groupsHead++
 	}
+	// Range deletions at or below the floor: drop what each hides, then
+	// the deletion itself (in that order, so a reader that no longer sees
+	// the deletion no longer sees what it hid either).
+	if dels := s.loadDels(); len(dels) > 0 && dels[0].version <= floor {
+		i := 0
+		for i < len(dels) && dels[i].version <= floor {
+			s.sweep(&dels[i])
+			i++
+		}
+		nd := slices.Clone(dels[i:])
+		s.dels.Store(&nd)
+	}
 	// Shift the live tails down once their dead heads dominate, returning
 	// memory at amortized O(1) per entry.
 	if s.groupsHead > 1024 && s.groupsHead > len(s.groups)/2 {
@@ -375,5 +465,39 @@ func (s *memStore) age(floor int64) {
 		for i := range s.groups[s.groupsHead:] {
 			s.groups[s.groupsHead+i].end -= shift
 		}
+	}
+}
+
+// sweep drops the versions d hides, once no read version it does not
+// apply to is in use (d.version <= floor): each key of [d.begin, d.end)
+// loses its versions older than d, and a key left with none leaves the
+// skiplist, spliced out in one pass over the range (O(keys in range), not
+// a search per key). Readers at or above the floor never saw what goes.
+func (s *memStore) sweep(d *memRangeDel) {
+	var preds [maxMemHeight]*memNode
+	s.seekGE(d.begin, &preds)
+	for n := preds[0].next[0].Load(); n != nil && bytes.Compare(n.key, d.end) < 0; {
+		next := n.next[0].Load()
+		var newer *memVersion // the oldest version d does not hide
+		mv := n.versions.Load()
+		for mv != nil && !d.hides(n.key, mv) {
+			newer, mv = mv, mv.older.Load()
+		}
+		switch {
+		case mv == nil: // nothing hidden
+		case newer != nil:
+			newer.older.Store(nil)
+		default: // every version hidden: the key goes
+			n.versions.Store(nil)
+			for l := range n.next {
+				preds[l].next[l].Store(n.next[l].Load())
+			}
+			n = next
+			continue
+		}
+		for l := range n.next {
+			preds[l] = n
+		}
+		n = next
 	}
 }

@@ -16,6 +16,14 @@ import (
 // floor must fail with transaction_too_old; the rest must match.
 func TestMemStoreAgainstModel(t *testing.T) {
 	seed := testSeed(t)
+	// With the default clear limit range clears here delete key by key;
+	// with 1, most of them are range deletions.
+	for _, limit := range []int{pointClearLimit, 1} {
+		t.Run(fmt.Sprintf("clearLimit=%d", limit), func(t *testing.T) { testMemStoreAgainstModel(t, seed, limit) })
+	}
+}
+
+func testMemStoreAgainstModel(t *testing.T, seed uint64, clearLimit int) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	type ver struct {
 		v       int64
@@ -42,7 +50,9 @@ func TestMemStoreAgainstModel(t *testing.T) {
 	}
 	key := func() []byte { return []byte{byte('a' + rng.IntN(12)), byte('a' + rng.IntN(3))} }
 	s := newMemStore()
+	s.clearLimit = clearLimit
 	const window = 40
+	ranged := 0
 	for cv := int64(1); cv <= 3000; cv++ {
 		s.begin(cv)
 		pending := map[string]ver{}
@@ -69,7 +79,11 @@ func TestMemStoreAgainstModel(t *testing.T) {
 				if bytes.Compare(k, e) > 0 {
 					k, e = e, k
 				}
+				before := len(s.loadDels())
 				s.clearRange(k, e)
+				if len(s.loadDels()) > before {
+					ranged++
+				}
 				for _, mk := range append(keys(), slices.Collect(func(yield func(string) bool) {
 					for pk := range pending {
 						if !yield(pk) {
@@ -156,4 +170,30 @@ func TestMemStoreAgainstModel(t *testing.T) {
 			}
 		}
 	}
+	// Aged past everything: no range deletion left, one version per key,
+	// and exactly the keys present at the end in the skiplist.
+	s.age(1 << 40)
+	if d := s.loadDels(); len(d) != 0 {
+		t.Fatalf("%d range deletions left after aging past them", len(d))
+	}
+	var left, want []string
+	for n := s.head.next[0].Load(); n != nil; n = n.next[0].Load() {
+		mv := n.versions.Load()
+		if mv == nil || mv.older.Load() != nil || !mv.present {
+			t.Fatalf("key %q after aging: versions %v", n.key, mv)
+		}
+		left = append(left, string(n.key))
+	}
+	for _, k := range keys() {
+		if _, ok := at(k, 1<<40); ok {
+			want = append(want, k)
+		}
+	}
+	if fmt.Sprint(left) != fmt.Sprint(want) {
+		t.Fatalf("keys left after aging %q, want %q", left, want)
+	}
+	if clearLimit == 1 && ranged == 0 {
+		t.Fatal("no range deletion was recorded")
+	}
+	t.Logf("%d range deletions", ranged)
 }
