@@ -83,7 +83,9 @@ func BenchmarkProtocol(b *testing.B) {
 // asks for (+grv), a unique marker-sized key written (+key), both with the
 // marker's read conflict range (+marker), the same with the key's value
 // written as the marker's is, a versionstamped value of the marker's size
-// (+vsmarker: everything the protocol sends the engine), and the full
+// (+vsmarker: everything the protocol sends the engine), the same with the
+// key overwritten by each caller's next call instead of fresh (+vsslot: what
+// marker slots, issue 14's first direction, would send), and the full
 // Transact. Reading the ratios to stock says whether the gap is in txn's
 // code or in what the engine does with one more key.
 func BenchmarkOverheadBreakdown(b *testing.B) {
@@ -97,12 +99,19 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 		k := fmt.Appendf(append([]byte(nil), prefix...), "%c%016x%016x", byte(n%16), n, n*0x9e3779b97f4a7c15)
 		return k
 	}
+	slotKey := func(slot int) []byte {
+		// The same marker-sized key for every call of one caller, as a
+		// marker slot the caller holds would be: the key is overwritten,
+		// never fresh.
+		n := uint64(slot)
+		return fmt.Appendf(append([]byte(nil), prefix...), "%c%016x%016x", byte(n%16), n, n*0x9e3779b97f4a7c15)
+	}
 	value := []byte{1, 0, 0, 0, 1}
 	// A marker's versionstamped value: format, attempt, room for the
 	// stamp, the stamp's offset (txn's markerParam).
 	vsValue := []byte{2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0}
-	stockWith := func(grv, key, conflict, vs bool) func(context.Context, kv.Database) error {
-		return func(ctx context.Context, db kv.Database) error {
+	stockSlot := func(grv, key, conflict, vs, slot bool) func(context.Context, kv.Database, int) error {
+		return func(ctx context.Context, db kv.Database, caller int) error {
 			_, err := txn.StockTransact(ctx, db, func(tr kv.Transaction) (struct{}, error) {
 				if grv {
 					if _, err := tr.GetReadVersion().Get(); err != nil {
@@ -110,7 +119,12 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 					}
 				}
 				if key {
-					k := markerKey()
+					var k []byte
+					if slot {
+						k = slotKey(caller)
+					} else {
+						k = markerKey()
+					}
 					if conflict {
 						if err := tr.AddReadConflictRange(kv.SingleKeyRange(k)); err != nil {
 							return struct{}{}, err
@@ -128,16 +142,22 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 			return err
 		}
 	}
+	stockWith := func(grv, key, conflict, vs bool) func(context.Context, kv.Database, int) error {
+		return stockSlot(grv, key, conflict, vs, false)
+	}
 	variants := []struct {
 		name string
-		run  func(context.Context, kv.Database) error
+		run  func(context.Context, kv.Database, int) error
 	}{
 		{"stock", stockWith(false, false, false, false)},
 		{"stock+grv", stockWith(true, false, false, false)},
 		{"stock+key", stockWith(false, true, false, false)},
 		{"stock+marker", stockWith(true, true, true, false)},
 		{"stock+vsmarker", stockWith(true, true, true, true)},
-		{"exactly-once", func(ctx context.Context, db kv.Database) error {
+		// What marker slots (a key per call in flight, overwritten by the
+		// next call, instead of a fresh key per call) would send the engine.
+		{"stock+vsslot", stockSlot(true, true, true, true, true)},
+		{"exactly-once", func(ctx context.Context, db kv.Database, _ int) error {
 			_, err := txn.Transact(ctx, db, func(tr kv.Transaction) (struct{}, error) {
 				tr.Atomic(kv.Add, counter, one)
 				return struct{}{}, nil
@@ -154,9 +174,11 @@ func BenchmarkOverheadBreakdown(b *testing.B) {
 			b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 			b.ResetTimer()
 			cpu := startCPU()
+			var callers atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
+				caller := int(callers.Add(1))
 				for pb.Next() {
-					if err := v.run(ctx, db); err != nil {
+					if err := v.run(ctx, db, caller); err != nil {
 						b.Fatal(err)
 					}
 				}
