@@ -436,8 +436,11 @@ func (db *DB) nowVersionLocked() int64 {
 
 // readableLocked is the highest version a reader may use now: the clock,
 // held below a group in flight, and never below the published state.
-func (db *DB) readableLocked() int64 {
-	v := db.nowVersionLocked()
+func (db *DB) readableLocked() int64 { return db.readableAtLocked(db.nowVersionLocked()) }
+
+// readableAtLocked is readableLocked with the clock's version already read.
+func (db *DB) readableAtLocked(now int64) int64 {
+	v := now
 	if db.mu.inflight != 0 && v >= db.mu.inflight {
 		v = db.mu.inflight - 1
 	}
@@ -498,7 +501,7 @@ func (db *DB) trySnapshotAt(v int64) (*snapshot, error) {
 	if v < now-kv.MaxTransactionLifeVersions {
 		return nil, kv.Errorf(kv.CodeTransactionTooOld, "read version %d is older than %d (five seconds before %d)", v, now-kv.MaxTransactionLifeVersions, now)
 	}
-	if lim := db.readableLocked(); v > lim {
+	if lim := db.readableAtLocked(now); v > lim {
 		return nil, kv.Errorf(kv.CodeFutureVersion, "read version %d is ahead of the database (%d)", v, lim)
 	}
 	snaps := db.mu.snaps

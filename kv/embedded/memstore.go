@@ -59,13 +59,12 @@ type memStore struct {
 	// tests lower it).
 	clearLimit int
 	// writes holds the versions the published groups still in the window
-	// wrote, oldest first from writesHead; groups marks where each group's
-	// end in writes (from groupsHead). Two slices, so a group costs no
-	// allocation of its own.
-	writes     []memWrite
-	writesHead int
-	groups     []memGroup
-	groupsHead int
+	// wrote, oldest first; groups holds those groups, each with its count
+	// of writes. Chunked queues, so a group costs no allocation of its own
+	// and nothing is copied as they grow (a slice resliced from its head
+	// reallocated and copied five seconds of writes each time it grew).
+	writes fifo[memWrite]
+	groups fifo[memGroup]
 }
 
 const maxMemHeight = 20
@@ -89,7 +88,7 @@ func (d *memRangeDel) hides(key []byte, mv *memVersion) bool {
 
 type memGroup struct {
 	version int64
-	end     int // writes[..end] are this group's and older ones'
+	writes  int // its entries in memStore.writes
 }
 
 // memWrite is one version a group wrote, of node n.
@@ -370,9 +369,9 @@ func (s *memStore) clearRange(begin, end []byte) {
 func (s *memStore) commit() {
 	if len(s.touched) > 0 {
 		for _, n := range s.touched {
-			s.writes = append(s.writes, memWrite{n, n.versions.Load()}) // the group's last write of n
+			s.writes.push(memWrite{n, n.versions.Load()}) // the group's last write of n
 		}
-		s.groups = append(s.groups, memGroup{version: s.cv, end: len(s.writes)})
+		s.groups.push(memGroup{version: s.cv, writes: len(s.touched)})
 		clear(s.touched)
 		s.touched = s.touched[:0]
 	}
@@ -427,18 +426,16 @@ func (s *memStore) age(floor int64) {
 		return
 	}
 	s.floor.Store(floor) // before dropping anything
-	for s.groupsHead < len(s.groups) && s.groups[s.groupsHead].version <= floor {
-		end := s.groups[s.groupsHead].end
-		for _, w := range s.writes[s.writesHead:end] {
+	for s.groups.len() > 0 && s.groups.front().version <= floor {
+		g := s.groups.pop()
+		for range g.writes {
+			w := s.writes.pop()
 			w.mv.older.Store(nil)
 			if !w.mv.present && w.n.versions.Load() == w.mv {
 				w.n.versions.Store(nil)
 				s.unlink(w.n)
 			}
 		}
-		clear(s.writes[s.writesHead:end])
-		s.writesHead = end
-		s.groupsHead++
 	}
 	// Range deletions at or below the floor: drop what each hides, then
 	// the deletion itself (in that order, so a reader that no longer sees
@@ -451,20 +448,6 @@ func (s *memStore) age(floor int64) {
 		}
 		nd := slices.Clone(dels[i:])
 		s.dels.Store(&nd)
-	}
-	// Shift the live tails down once their dead heads dominate, returning
-	// memory at amortized O(1) per entry.
-	if s.groupsHead > 1024 && s.groupsHead > len(s.groups)/2 {
-		s.groups = append(s.groups[:0:0], s.groups[s.groupsHead:]...)
-		s.groupsHead = 0
-	}
-	if s.writesHead > 1024 && s.writesHead > len(s.writes)/2 {
-		shift := s.writesHead
-		s.writes = append(s.writes[:0:0], s.writes[shift:]...)
-		s.writesHead = 0
-		for i := range s.groups[s.groupsHead:] {
-			s.groups[s.groupsHead+i].end -= shift
-		}
 	}
 }
 
@@ -500,4 +483,51 @@ func (s *memStore) sweep(d *memRangeDel) {
 		}
 		n = next
 	}
+}
+
+// fifo is a queue in chunks of fifoChunk entries: pushing never copies what
+// is queued, and a drained chunk is reused.
+type fifo[T any] struct {
+	chunks [][]T // chunks[0][head:] is the front
+	head   int
+	n      int
+	spare  []T
+}
+
+const fifoChunk = 1024
+
+func (q *fifo[T]) len() int { return q.n }
+
+func (q *fifo[T]) front() *T { return &q.chunks[0][q.head] }
+
+func (q *fifo[T]) push(x T) {
+	last := len(q.chunks) - 1
+	if last < 0 || len(q.chunks[last]) == fifoChunk {
+		c := q.spare
+		q.spare = nil
+		if c == nil {
+			c = make([]T, 0, fifoChunk)
+		}
+		q.chunks = append(q.chunks, c)
+		last++
+	}
+	q.chunks[last] = append(q.chunks[last], x)
+	q.n++
+}
+
+// pop removes and returns the front; the queue must not be empty.
+func (q *fifo[T]) pop() T {
+	c := q.chunks[0]
+	x := c[q.head]
+	var zero T
+	c[q.head] = zero
+	q.head++
+	q.n--
+	if q.head == len(c) && (len(c) == fifoChunk || q.n == 0) {
+		q.head = 0
+		q.spare = c[:0]
+		q.chunks[0] = nil
+		q.chunks = q.chunks[1:]
+	}
+	return x
 }
