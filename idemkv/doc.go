@@ -80,10 +80,11 @@
 // # Leases, fencing and unknown outcomes (Do)
 //
 // While fn runs, the key is in progress under a lease (Options.Lease,
-// default 30 s, in database versions so that no client clock matters); a
-// long fn renews it (RenewLease, or DoOptions.Heartbeat). A concurrent
-// duplicate gets *InProgressError with the lease left (for Retry-After),
-// or waits with DoOptions.Wait. Once the lease expires, the next caller
+// default 30 s, by database versions and by the wall clock: see "Leases
+// across recoveries and clock skew"); a long fn renews it (RenewLease, or
+// DoOptions.Heartbeat). A concurrent duplicate gets *InProgressError with
+// the lease left (for Retry-After), or waits with DoOptions.Wait. Once the
+// lease expires, the next caller
 // takes the key over with a new, larger fencing token (LeaseToken); the
 // displaced caller's result is refused with ErrLeaseLost. Hand LeaseToken
 // to downstream systems that can reject smaller tokens to fence the
@@ -105,6 +106,67 @@
 // run again under this record; outcome unknown means fn ran and its effect
 // is in doubt; no record means no call with the key has committed a claim
 // or a result since the last retention sweep (or ForgetKey).
+//
+// # Leases across recoveries and clock skew
+//
+// Neither clock a lease could be measured by is safe alone. Database
+// versions are the cluster's, so no client's clock skew moves them, but
+// every FoundationDB recovery advances them by about 100 seconds' worth at
+// once (a forced recovery by far more): measured in versions alone, one
+// recovery expires every lease shorter than that while its holder still
+// runs, and fn's outside effect runs twice. A wall clock does not jump
+// with a recovery, but each process has its own, skewed from the others'
+// and stepped by NTP. So a lease has two deadlines, as the janitor's
+// MinAge has (package cleanup, "Versions and wall clocks"): every claim and
+// renewal writes the version deadline (its read version plus the lease)
+// and the wall deadline (its own clock's time plus the lease), and a
+// would-be taker takes the key over only when its read version has passed
+// the first and its own clock the second.
+//
+// What the holder can conclude: no one takes its key over until a full
+// lease has passed by versions and by the taker's clock. If a recovery
+// advanced versions by J and the taker's clock runs s ahead of the
+// holder's, the takeover can come after lease - min(J, s) of real time:
+// a jump alone or skew alone cannot shorten a lease, only both at once,
+// and then by the smaller error. Renewing at a third of the lease
+// (Heartbeat) leaves room for that. What a would-be taker can conclude:
+// an in-progress record whose two deadlines it has seen pass was not
+// renewed within a lease by either clock, so its holder is gone or too
+// slow to keep it; *InProgressError's RetryAfter is the later of the two
+// deadlines' time left, by its own clock. The fencing rule is unchanged —
+// a takeover's token (its read version) is larger than any before it, and
+// the displaced caller's completion fails with ErrLeaseLost — so
+// downstream systems that check LeaseToken stay fenced whatever the clocks
+// do.
+//
+// What it costs: a taker whose clock runs s behind the claimer's waits up
+// to the lease plus s, so the key of a crashed holder frees up to the skew
+// later (keep clocks synchronized; a clock hours behind holds keys for
+// hours). Each claim and renewal reads the clock and stores 8 more bytes.
+//
+// Why not the janitor's clock samples (a version beside the wall time it
+// was current, written by one process and read back by the same rule)?
+// A taker would need a sample at least a lease old, so some process would
+// have to write samples at intervals well under the lease (seconds, not
+// the janitor's 10 s default), the lease would be only as fine as that
+// interval, and the store would depend on that writer running. Wall
+// deadlines need no writer and no extra reads.
+//
+// Records written before leases had a wall deadline (record format 1) are
+// still read; one in progress expires by its version deadline alone, the
+// rule it was written under (nothing else is known of its holder's clock,
+// and keeping it until its retention would strand the key for a day).
+// Completed and outcome-unknown records are written as before; only
+// in-progress records carry the wall deadline (format 2), which a binary
+// from before this change refuses as a corrupt record — an error, never a
+// takeover — so during a rolling upgrade old processes fail on keys that
+// upgraded ones hold in progress. The janitor keeps an in-progress record
+// whose age-index entry comes due while its wall deadline still holds (a
+// retention shorter than the lease, and a version jump), indexing it
+// again for after the lease.
+//
+// Options.Clock is the wall clock (default time.Now, or the embedded
+// engine's Clock if set); tests step it apart from the versions.
 //
 // # Retention and the janitor
 //

@@ -37,8 +37,8 @@ const (
 	// KeyedStateInProgress: a caller holds the key under a lease that has
 	// not expired.
 	KeyedStateInProgress KeyedState = "in_progress"
-	// KeyedStateExpired: in progress, but the lease expired; the next
-	// caller takes the key over.
+	// KeyedStateExpired: in progress, but the lease expired (by versions
+	// and by the reader's wall clock); the next caller takes the key over.
 	KeyedStateExpired KeyedState = "expired"
 	// KeyedStateCompleted: the result (or a Final error) is stored and
 	// replayed to repeats.
@@ -57,7 +57,9 @@ type KeyedRecord struct {
 	Token uint64
 	// Age is the time, in database versions, since that claim.
 	Age time.Duration
-	// LeaseLeft is the time left on an in-progress claim's lease.
+	// LeaseLeft is the time left on an in-progress claim's lease: the
+	// later of its version and wall-clock deadlines (by the reader's
+	// clock).
 	LeaseLeft time.Duration
 	// RemovalIn is the time until the record's age-index entry is due and
 	// the janitor may remove it.
@@ -121,7 +123,7 @@ func (s *Store) KeyedRecords(ctx context.Context, f KeyedFilter) ([]KeyedRecord,
 		if err != nil {
 			return false, fmt.Errorf("key %q: %w", key, err)
 		}
-		kr := keyedRecord(scope, key, rec, rv)
+		kr := keyedRecord(scope, key, rec, rv, s.now())
 		if f.State == "" || kr.State == f.State {
 			out = append(out, kr)
 		}
@@ -155,7 +157,7 @@ func (s *Store) KeyedCounts(ctx context.Context) (map[KeyedState]int, error) {
 		if err != nil {
 			return false, fmt.Errorf("key %q: %w", e.Key, err)
 		}
-		counts[keyedRecord("", "", rec, rv).State]++
+		counts[keyedRecord("", "", rec, rv, s.now()).State]++
 		return false, nil
 	})
 	return counts, s.closing(err)
@@ -186,7 +188,7 @@ func (s *Store) KeyedRecord(ctx context.Context, scope, key string) (KeyedRecord
 		if err != nil {
 			return nil, fmt.Errorf("key %q: %w", key, err)
 		}
-		kr := keyedRecord(scope, key, rec, rv)
+		kr := keyedRecord(scope, key, rec, rv, s.now())
 		return &kr, nil
 	})
 	switch {
@@ -198,7 +200,7 @@ func (s *Store) KeyedRecord(ctx context.Context, scope, key string) (KeyedRecord
 	return *kr, nil
 }
 
-func keyedRecord(scope, key string, rec record, rv int64) KeyedRecord {
+func keyedRecord(scope, key string, rec record, rv int64, now time.Time) KeyedRecord {
 	kr := KeyedRecord{
 		Scope:     scope,
 		Key:       key,
@@ -215,9 +217,9 @@ func keyedRecord(scope, key string, rec record, rv int64) KeyedRecord {
 		kr.State = KeyedStateUnknown
 		kr.StoredError = true
 		kr.Result = rec.result
-	case rv < rec.leaseUntil:
+	case !rec.expired(rv, now):
 		kr.State = KeyedStateInProgress
-		kr.LeaseLeft = versionsToDuration(rec.leaseUntil - rv)
+		kr.LeaseLeft = max(rec.leaseLeft(rv, now), 0)
 	default:
 		kr.State = KeyedStateExpired
 	}

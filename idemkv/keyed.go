@@ -112,7 +112,9 @@ func stored[T any](k *keyCall, rec record, rv int64) (T, error) {
 	var v T
 	switch rec.status {
 	case statusInProgress:
-		left := time.Duration(rec.leaseUntil-rv) * time.Second / kv.VersionsPerSecond
+		// The wall clock is read after the transaction: RetryAfter may be
+		// short by the time since its read, never long.
+		left := rec.leaseLeft(rv, k.s.now())
 		return v, &InProgressError{Scope: k.scope, Key: k.key, RetryAfter: max(left, 0)}
 	case statusUnknown:
 		se, err := decodeStoredError(rec.result, k.s.cfg.codec)

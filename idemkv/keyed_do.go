@@ -64,7 +64,8 @@ func LeaseToken(ctx context.Context) (uint64, bool) {
 }
 
 // RenewLease extends, inside a Do function, the caller's lease on its key
-// to a full lease from now, and returns that lease. It fails with
+// to a full lease from now — both its version deadline and its wall-clock
+// deadline — and returns that lease. It fails with
 // ErrLeaseLost if another caller has taken the key over (stop: the
 // newcomer's result will stand), and with ErrNoLease outside a Do
 // function. DoOptions.Heartbeat calls it periodically.
@@ -265,11 +266,12 @@ func (d *doCall) claim(ctx context.Context) (uint64, error) {
 				return 0, err
 			}
 			if ok {
-				if rec.status != statusInProgress || rv < rec.leaseUntil {
+				if rec.status != statusInProgress || !rec.expired(rv, d.s.now()) {
 					return 0, &found{rec: rec, rv: rv}
 				}
-				// The holder's lease expired: take over. Its index entry
-				// goes; this claim writes its own.
+				// The holder's lease expired, by versions and by this
+				// process's wall clock: take over. Its index entry goes;
+				// this claim writes its own.
 				tr.Clear(d.s.keyed.indexKey(rec.due, d.ref))
 				previous = rec.token
 			}
@@ -277,6 +279,7 @@ func (d *doCall) claim(ctx context.Context) (uint64, error) {
 				status:      statusInProgress,
 				token:       uint64(rv),
 				leaseUntil:  rv + d.lease,
+				leaseWall:   d.wallDeadline(),
 				due:         rv + max(d.retention, d.lease),
 				fingerprint: d.fingerprint,
 			}
@@ -295,7 +298,7 @@ func (d *doCall) claim(ctx context.Context) (uint64, error) {
 		cancel()
 		if rerr != nil || o == txn.Committed || ctx.Err() != nil {
 			return 0, &OutcomeUnknownError{Scope: d.scope, Key: d.key, Retry: true,
-				Err: fmt.Errorf("the claim of the key may have landed, and fn did not run; a new call may find the key in progress for up to %v: %w", d.leaseDur, err)}
+				Err: fmt.Errorf("the claim of the key may have landed, and fn did not run; a new call may find the key in progress for about %v (its lease): %w", d.leaseDur, err)}
 		}
 		// Fenced, never to land: claim again.
 	}
@@ -348,7 +351,7 @@ func (d *doCall) complete(ctx context.Context, token uint64, kind byte, result [
 			return struct{}{}, err
 		}
 		tr.Clear(d.s.keyed.indexKey(rec.due, d.ref))
-		rec.status, rec.leaseUntil, rec.due = statusCompleted, 0, rv+d.retention
+		rec.status, rec.leaseUntil, rec.leaseWall, rec.due = statusCompleted, 0, 0, rv+d.retention
 		rec.kind, rec.result = kind, result
 		d.put(tr, &rec)
 		return struct{}{}, nil
@@ -381,7 +384,7 @@ func (d *doCall) keepUnknown(ctx context.Context, token uint64, cause error) err
 				return struct{}{}, err
 			}
 			tr.Clear(d.s.keyed.indexKey(rec.due, d.ref))
-			rec.status, rec.leaseUntil, rec.due = statusUnknown, 0, rv+d.retention
+			rec.status, rec.leaseUntil, rec.leaseWall, rec.due = statusUnknown, 0, 0, rv+d.retention
 			rec.kind, rec.result = resultError, b
 			d.put(tr, &rec)
 			return struct{}{}, nil
@@ -402,7 +405,15 @@ func (d *doCall) keepUnknown(ctx context.Context, token uint64, cause error) err
 	return &OutcomeUnknownError{Scope: d.scope, Key: d.key, Err: errors.Join(cause, last), LeaseLeft: d.leaseDur}
 }
 
-// renew extends the claim with token to a full lease from now.
+// wallDeadline is the wall-clock deadline of a lease taken or renewed now:
+// a full lease from now by this process's clock, in Unix nanoseconds
+// (never 0, which means "no wall deadline").
+func (d *doCall) wallDeadline() int64 {
+	return max(d.s.now().Add(d.leaseDur).UnixNano(), 1)
+}
+
+// renew extends the claim with token to a full lease from now, by versions
+// and by the wall clock.
 func (d *doCall) renew(ctx context.Context, token uint64) (time.Duration, error) {
 	_, err := Transact(ctx, d.s, func(tr kv.Transaction) (struct{}, error) {
 		rv, err := tr.GetReadVersion().Get()
@@ -416,7 +427,7 @@ func (d *doCall) renew(ctx context.Context, token uint64) (time.Duration, error)
 		if rec.status != statusInProgress {
 			return struct{}{}, fmt.Errorf("%w: key %s is no longer in progress", ErrLeaseLost, scoped(d.scope, d.key))
 		}
-		rec.leaseUntil = rv + d.lease
+		rec.leaseUntil, rec.leaseWall = rv+d.lease, d.wallDeadline()
 		if rec.leaseUntil > rec.due {
 			// The janitor must not remove a record still leased.
 			tr.Clear(d.s.keyed.indexKey(rec.due, d.ref))

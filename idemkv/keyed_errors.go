@@ -13,8 +13,9 @@ import (
 
 // InProgressError is returned when another call holds the key: a Do
 // without DoOptions.Wait (or a TransactKey) found it in progress under a
-// live lease. RetryAfter is the holder's lease left — the moment a retry
-// can do better than this one, the value for an HTTP Retry-After. It
+// live lease. RetryAfter is the holder's lease left (the later of its
+// version and wall-clock deadlines, by this process's clock) — the moment a
+// retry can do better than this one, the value for an HTTP Retry-After. It
 // matches ErrInProgress.
 type InProgressError struct {
 	Scope, Key string

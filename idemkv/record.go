@@ -46,6 +46,9 @@ const (
 type keyspace struct {
 	counters, shards, records, index []byte
 	idx                              cleanup.KeyedIndex
+	// clock is the store's wall clock (Options.Clock), for the janitor's
+	// check of a lease's wall deadline; nil means time.Now.
+	clock func() time.Time
 }
 
 func newKeyspace(prefix []byte) keyspace {
@@ -80,7 +83,11 @@ func (k *keyspace) indexKey(due int64, ref []byte) []byte { return k.idx.IndexKe
 // remove is the age index's cleanup.KeyedIndex.Remove: it clears the
 // record only if it is still the one the entry was written for. A record
 // claimed again since (takeover, or a new claim after removal) has another
-// token and its own entry.
+// token and its own entry. A record whose lease still holds by its wall
+// deadline is kept and indexed again for when the lease ends: its entry can
+// come due early only through a version jump, when the record's retention
+// is shorter than its lease, and removing it then would hand the key to a
+// second caller while the first still runs.
 func (k *keyspace) remove(tr kv.Transaction, ref, token []byte) error {
 	rk := append(bytes.Clone(k.records), ref...)
 	val, err := tr.Get(rk).Get()
@@ -92,10 +99,33 @@ func (k *keyspace) remove(tr kv.Transaction, ref, token []byte) error {
 		// Not ours to judge: leave it, drop the entry.
 		return nil
 	}
-	if len(token) == 8 && rec.token == binary.BigEndian.Uint64(token) {
-		tr.Clear(rk)
+	if len(token) != 8 || rec.token != binary.BigEndian.Uint64(token) {
+		return nil
 	}
+	if rec.status == statusInProgress {
+		rv, err := tr.GetReadVersion().Get()
+		if err != nil {
+			return err
+		}
+		if left := rec.leaseLeft(rv, k.now()); left > 0 {
+			// The janitor clears the due entry; this one is due when the
+			// lease ends by the janitor's clock, at the earliest.
+			rec.due = rv + max(versions(left), 1)
+			tr.Set(rk, rec.encode())
+			tr.Set(k.indexKey(rec.due, ref), binary.BigEndian.AppendUint64(nil, rec.token))
+			return nil
+		}
+	}
+	tr.Clear(rk)
 	return nil
+}
+
+// now is the store's wall clock, for lease deadlines.
+func (k *keyspace) now() time.Time {
+	if k.clock == nil {
+		return time.Now()
+	}
+	return k.clock()
 }
 
 // Record statuses.
@@ -118,14 +148,25 @@ const (
 	resultError byte = 2 // a Final error (or an unknown outcome's cause), as an encoded *StoredError
 )
 
+// Record formats. Format 2 is format 1 with a wall-clock lease deadline
+// after due; it is written only for records in progress, so completed and
+// outcome-unknown records stay byte for byte what they were (and readable
+// by a binary that knows only format 1). A format 1 record in progress has
+// no wall deadline (leaseWall 0): it was written before leases had one, and
+// it expires by its version deadline alone, as it did when written.
 const (
-	recordFormat = 1
-	recordHeader = 1 + 1 + 8 + 8 + 8 + sha256.Size + 1
+	recordFormat1 = 1
+	recordFormat2 = 2
+	recordHeader  = 1 + 1 + 8 + 8 + 8 + sha256.Size + 1
+	recordHeader2 = recordHeader + 8
 )
 
-// record is a keyed request's stored state. Versions are database
-// versions, not wall-clock times: they are the cluster's, so no client's
-// clock skew can expire a lease early or keep a record forever.
+// record is a keyed request's stored state. A lease has two deadlines: a
+// database version (the cluster's clock, which no client's skew moves but
+// a FoundationDB recovery advances by ~100 s at once) and a wall-clock
+// time (the claimer's clock, which a recovery does not move but skew
+// does). It expires only when both have passed; see the package doc's
+// "Leases, fencing and unknown outcomes".
 type record struct {
 	status byte
 	// token is the fencing token: the read version of the claim that wrote
@@ -135,25 +176,61 @@ type record struct {
 	// leaseUntil is the version at which an in-progress claim expires.
 	leaseUntil int64
 	// due is the version of the record's age-index entry.
-	due         int64
+	due int64
+	// leaseWall is the wall-clock time, in Unix nanoseconds by the clock
+	// of the process that claimed or last renewed, at which an in-progress
+	// claim expires; 0 means none (completed and unknown records, and
+	// format 1 records in progress).
+	leaseWall   int64
 	fingerprint [sha256.Size]byte
 	kind        byte
 	result      []byte
 }
 
+// leaseLeft is how long an in-progress record's lease still holds as of
+// read version rv and wall time now: the later of its two deadlines. Zero
+// or less means expired.
+func (r *record) leaseLeft(rv int64, now time.Time) time.Duration {
+	left := time.Duration(r.leaseUntil-rv) * (time.Second / kv.VersionsPerSecond)
+	if r.leaseWall != 0 {
+		left = max(left, time.Duration(r.leaseWall-now.UnixNano()))
+	}
+	return left
+}
+
+// expired reports whether an in-progress record's lease has expired: its
+// version deadline and its wall deadline (if it has one) have both passed.
+func (r *record) expired(rv int64, now time.Time) bool {
+	return rv >= r.leaseUntil && (r.leaseWall == 0 || now.UnixNano() >= r.leaseWall)
+}
+
 // encodeRecord lays a record out as: format, status, token, leaseUntil,
-// due (8 bytes each, big-endian), fingerprint, kind, result.
+// due (8 bytes each, big-endian), [leaseWall (8 bytes, format 2 only)],
+// fingerprint, kind, result.
 func (r *record) encode() []byte { return r.appendTo(make([]byte, 0, r.encodedLen())) }
 
 // encodedLen is the length of the record's encoding.
-func (r *record) encodedLen() int { return recordHeader + len(r.result) }
+func (r *record) encodedLen() int {
+	if r.leaseWall != 0 {
+		return recordHeader2 + len(r.result)
+	}
+	return recordHeader + len(r.result)
+}
 
-// appendTo appends the record's encoding to b.
+// appendTo appends the record's encoding to b: format 2 if it has a wall
+// deadline, format 1 otherwise.
 func (r *record) appendTo(b []byte) []byte {
-	b = append(b, recordFormat, r.status)
+	format := byte(recordFormat1)
+	if r.leaseWall != 0 {
+		format = recordFormat2
+	}
+	b = append(b, format, r.status)
 	b = binary.BigEndian.AppendUint64(b, r.token)
 	b = binary.BigEndian.AppendUint64(b, uint64(r.leaseUntil))
 	b = binary.BigEndian.AppendUint64(b, uint64(r.due))
+	if format == recordFormat2 {
+		b = binary.BigEndian.AppendUint64(b, uint64(r.leaseWall))
+	}
 	b = append(b, r.fingerprint[:]...)
 	b = append(b, r.kind)
 	return append(b, r.result...)
@@ -161,16 +238,28 @@ func (r *record) appendTo(b []byte) []byte {
 
 func decodeRecord(b []byte) (record, error) {
 	var r record
-	if len(b) < recordHeader || b[0] != recordFormat {
+	header := recordHeader
+	if len(b) > 0 && b[0] == recordFormat2 {
+		header = recordHeader2
+	}
+	if len(b) < header || (b[0] != recordFormat1 && b[0] != recordFormat2) {
 		return r, fmt.Errorf("idemkv: corrupt keyed record (%d bytes, format %d)", len(b), firstByte(b))
 	}
 	r.status = b[1]
 	r.token = binary.BigEndian.Uint64(b[2:])
 	r.leaseUntil = int64(binary.BigEndian.Uint64(b[10:]))
 	r.due = int64(binary.BigEndian.Uint64(b[18:]))
-	copy(r.fingerprint[:], b[26:])
-	r.kind = b[26+sha256.Size]
-	r.result = b[recordHeader:]
+	rest := b[26:]
+	if b[0] == recordFormat2 {
+		r.leaseWall = int64(binary.BigEndian.Uint64(rest))
+		rest = rest[8:]
+		if r.leaseWall == 0 || r.status != statusInProgress {
+			return r, fmt.Errorf("idemkv: corrupt keyed record (format 2, status %d, wall deadline %d)", r.status, r.leaseWall)
+		}
+	}
+	copy(r.fingerprint[:], rest)
+	r.kind = rest[sha256.Size]
+	r.result = rest[sha256.Size+1:]
 	if r.status != statusInProgress && r.status != statusCompleted && r.status != statusUnknown {
 		return r, fmt.Errorf("idemkv: corrupt keyed record (status %d)", r.status)
 	}

@@ -34,6 +34,11 @@ func TestKeyspaceAndRecordGolden(t *testing.T) {
 	unknown := inProgress
 	unknown.status, unknown.leaseUntil, unknown.kind, unknown.result = statusUnknown, 0, resultError, []byte(`{"messages":["x"]}`)
 	line("outcome-unknown record", unknown.encode())
+	// Format 2: an in-progress record with a wall-clock deadline (Unix
+	// nanoseconds), written by claims and renewals since leases have one.
+	walled := inProgress
+	walled.leaseWall = 1_700_000_030_000_000_000
+	line("in-progress record, wall", walled.encode())
 
 	path := filepath.Join("testdata", "keys.golden")
 	if *update {
@@ -48,13 +53,20 @@ func TestKeyspaceAndRecordGolden(t *testing.T) {
 	if got := b.String(); got != string(want) {
 		t.Fatalf("encoding changed:\n got:\n%s\nwant:\n%s", got, want)
 	}
-	for _, r := range []record{inProgress, done, unknown} {
+	for _, r := range []record{inProgress, done, unknown, walled} {
 		back, err := decodeRecord(r.encode())
-		if err != nil || back.token != r.token || back.due != r.due || back.status != r.status || string(back.result) != string(r.result) {
+		if err != nil || back.token != r.token || back.due != r.due || back.status != r.status || back.leaseUntil != r.leaseUntil ||
+			back.leaseWall != r.leaseWall || back.fingerprint != r.fingerprint || back.kind != r.kind || string(back.result) != string(r.result) {
 			t.Fatalf("round trip: %+v, %v; want %+v", back, err, r)
 		}
 	}
-	for _, bad := range [][]byte{nil, {2}, make([]byte, recordHeader)} {
+	// A format 2 record must be in progress with a wall deadline: a
+	// completed one, or one with a zero deadline, is corrupt.
+	walledDone := walled.encode()
+	walledDone[1] = statusCompleted
+	zeroWall := walled.encode()
+	copy(zeroWall[26:34], make([]byte, 8))
+	for _, bad := range [][]byte{nil, {2}, make([]byte, recordHeader), {3}, walled.encode()[:recordHeader2-1], walledDone, zeroWall} {
 		if _, err := decodeRecord(bad); err == nil {
 			t.Errorf("decodeRecord(%x): no error", bad)
 		}

@@ -62,8 +62,7 @@ type Options struct {
 	// before it is removed, in database versions and by the wall clock
 	// (default 10 minutes, at least cleanup.MinMinAge; a FoundationDB
 	// recovery's version jump does not shorten it), and the time between
-	// sweeps (default 10 s). With Embedded.Clock set, the janitor uses that
-	// clock as its wall clock too.
+	// sweeps (default 10 s). The janitor's wall clock is Clock.
 	// NoJanitor leaves the janitor stopped; Store.Sweep still runs a sweep
 	// on demand. Run at least one janitor per database somewhere.
 	MinAge, JanitorInterval time.Duration
@@ -74,11 +73,22 @@ type Options struct {
 	// again. Default DefaultRetention. DoOptions.Retention overrides it per
 	// call.
 	Retention time.Duration
-	// Lease is how long a keyed request's in-progress claim holds. Default
-	// DefaultLease. DoOptions.Lease overrides it per call.
+	// Lease is how long a keyed request's in-progress claim holds, by
+	// database versions and by the wall clock (Clock): it expires only when
+	// both have passed, so a FoundationDB recovery's version jump does not
+	// cut it short (see the package doc). Default DefaultLease.
+	// DoOptions.Lease overrides it per call.
 	Lease time.Duration
 	// Codec encodes keyed requests' results. Default JSON.
 	Codec Codec
+
+	// Clock is the store's wall clock: keyed leases' wall-clock deadlines
+	// (a lease expires once its version deadline and its wall deadline
+	// have both passed) and the janitor's clock samples. Default
+	// Embedded.Clock if set (so that a test stepping the engine's clock
+	// ages both together), else time.Now. Tests set it apart from the
+	// engine's clock to move wall time without versions, or the reverse.
+	Clock func() time.Time
 
 	// WrapDatabase, if set, wraps the database Open opened, and the Store
 	// uses what it returns for everything (e.g. a faulty.Wrap for demos and
@@ -109,6 +119,7 @@ type config struct {
 	retention time.Duration
 	lease     time.Duration
 	codec     Codec
+	clock     func() time.Time
 	janitor   cleanup.Options
 	noJanitor bool
 	wrap      func(kv.Database) kv.Database
@@ -133,6 +144,12 @@ func (o *Options) config() (config, error) {
 	}
 	if opts.Codec == nil {
 		opts.Codec = JSON
+	}
+	if opts.Clock == nil {
+		opts.Clock = embeddedClock(opts.Embedded)
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	switch {
 	case len(opts.Prefix) == 0:
@@ -170,13 +187,15 @@ func (o *Options) config() (config, error) {
 		retention: opts.Retention,
 		lease:     opts.Lease,
 		codec:     opts.Codec,
+		clock:     opts.Clock,
 		janitor: cleanup.Options{
 			Prefix:   markers,
 			MinAge:   opts.MinAge,
 			Interval: opts.JanitorInterval,
-			// The janitor's wall clock is the engine's when a test or demo
-			// steps it, so that its clock samples age with the versions.
-			Clock: embeddedClock(opts.Embedded),
+			// The janitor's wall clock is the store's: the engine's when a
+			// test or demo steps it, so that its clock samples age with
+			// the versions.
+			Clock: opts.Clock,
 		},
 		noJanitor: opts.NoJanitor,
 		wrap:      opts.WrapDatabase,
@@ -265,6 +284,7 @@ func newStore(cfg config, base kv.Database) (*Store, error) {
 		}
 	}
 	s.keyed = newKeyspace(cfg.prefix)
+	s.keyed.clock = cfg.clock
 	jopts := cfg.janitor
 	idx := s.keyed.idx
 	idx.Remove = s.keyed.remove
@@ -282,6 +302,9 @@ func newStore(cfg config, base kv.Database) (*Store, error) {
 	}
 	return s, nil
 }
+
+// now reads the store's wall clock (Options.Clock).
+func (s *Store) now() time.Time { return s.cfg.clock() }
 
 // Close stops the janitor and closes the database (the wrapper from
 // WrapDatabase first, then the database it wraps), and returns once both
