@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -409,7 +410,14 @@ func (d *doCall) keepUnknown(ctx context.Context, token uint64, cause error) err
 // a full lease from now by this process's clock, in Unix nanoseconds
 // (never 0, which means "no wall deadline").
 func (d *doCall) wallDeadline() int64 {
-	return max(d.s.now().Add(d.leaseDur).UnixNano(), 1)
+	now := d.s.now().UnixNano()
+	switch {
+	case now <= 0:
+		return 1 // a clock before 1970 is broken: versions alone decide
+	case int64(d.leaseDur) > math.MaxInt64-now:
+		return math.MaxInt64 // a lease of centuries: no wall deadline in reach
+	}
+	return now + int64(d.leaseDur)
 }
 
 // renew extends the claim with token to a full lease from now, by versions

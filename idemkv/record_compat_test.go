@@ -3,6 +3,7 @@ package idemkv
 import (
 	"context"
 	"errors"
+	"math"
 	"testing"
 	"time"
 
@@ -76,4 +77,31 @@ func dumpRecord(t *testing.T, s *Store, key []byte) []byte {
 		t.Fatalf("record %q: %x, %v", key, val, err)
 	}
 	return val
+}
+
+// TestWallDeadlineBounds: the wall deadline saturates for a lease that
+// would pass year 2262 (never 0 or negative, which would expire at once),
+// and a clock before 1970 leaves the lease to versions alone.
+func TestWallDeadlineBounds(t *testing.T) {
+	var now time.Time
+	s, err := Open(context.Background(), "mem:", &Options{NoJanitor: true, Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tc := range []struct {
+		now   time.Time
+		lease time.Duration
+		want  int64
+	}{
+		{time.Unix(1_800_000_000, 0), 30 * time.Second, 1_800_000_030_000_000_000},
+		{time.Unix(1_800_000_000, 0), 250 * 365 * 24 * time.Hour, math.MaxInt64},
+		{time.Unix(-1, 0), 30 * time.Second, 1},
+	} {
+		now = tc.now
+		d := &doCall{keyCall: keyCall{s: s}, leaseDur: tc.lease}
+		if got := d.wallDeadline(); got != tc.want {
+			t.Errorf("wallDeadline at %v with lease %v = %d; want %d", tc.now, tc.lease, got, tc.want)
+		}
+	}
 }
