@@ -197,3 +197,36 @@ func testMemStoreAgainstModel(t *testing.T, seed uint64, clearLimit int) {
 	}
 	t.Logf("%d range deletions", ranged)
 }
+
+// BenchmarkMemStoreSet times the committer's write of one fresh
+// marker-like key (a shared prefix, a shard byte, 32 hex digits) per
+// group into a store holding window keys already, aging as it goes: the
+// per-key cost exactly-once adds in memory.
+func BenchmarkMemStoreSet(b *testing.B) {
+	for _, window := range []int{10_000, 500_000} {
+		b.Run(fmt.Sprintf("window=%d", window), func(b *testing.B) {
+			s := newMemStore()
+			key := func(i int) []byte {
+				return fmt.Appendf([]byte("\xfdbench/"), "%c%016x%016x", byte(i%16), i, uint64(i)*0x9e3779b97f4a7c15)
+			}
+			keys := make([][]byte, window+b.N)
+			for i := range keys {
+				keys[i] = key(i)
+			}
+			val := []byte{1, 0, 0, 0, 1}
+			for i := range window {
+				s.begin(int64(i + 1))
+				s.set(keys[i], val)
+				s.commit()
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				v := int64(window + i + 1)
+				s.begin(v)
+				s.set(keys[window+i], val)
+				s.commit()
+				s.age(v - int64(window))
+			}
+		})
+	}
+}
