@@ -31,12 +31,25 @@ type store struct {
 var stores struct {
 	sync.Mutex
 	m map[string]*store
+	// closing holds, per key, a channel closed once the store its last
+	// reference dropped has finished closing: a durable store holds its
+	// directory's LOCK until then, so opening it again must wait.
+	closing map[string]chan struct{}
 }
 
 // storeFor opens (or shares) the store a cluster file path names; see
 // clusterStore for the convention.
 func storeFor(key string, open func() (*embedded.DB, error)) (*store, error) {
 	stores.Lock()
+	for {
+		done, ok := stores.closing[key]
+		if !ok {
+			break
+		}
+		stores.Unlock()
+		<-done
+		stores.Lock()
+	}
 	defer stores.Unlock()
 	if s, ok := stores.m[key]; ok {
 		s.refs++
@@ -64,12 +77,22 @@ func (s *store) unref() {
 	stores.Lock()
 	s.refs--
 	last := s.refs == 0
+	var done chan struct{}
 	if last {
 		delete(stores.m, s.key)
+		done = make(chan struct{})
+		if stores.closing == nil {
+			stores.closing = make(map[string]chan struct{})
+		}
+		stores.closing[s.key] = done
 	}
 	stores.Unlock()
 	if last {
 		s.db.Close()
+		stores.Lock()
+		delete(stores.closing, s.key)
+		stores.Unlock()
+		close(done)
 	}
 }
 
