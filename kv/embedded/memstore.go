@@ -139,9 +139,10 @@ func (n *memNode) at(v int64) *memVersion {
 // splice).
 func (s *memStore) seekGE(key []byte, preds *[maxMemHeight]*memNode) *memNode {
 	x := &s.head
+	var nx *memNode
 	for l := int(s.height.Load()) - 1; l >= 0; l-- {
 		for {
-			nx := x.next[l].Load()
+			nx = x.next[l].Load()
 			if nx == nil || bytes.Compare(nx.key, key) >= 0 {
 				break
 			}
@@ -151,7 +152,9 @@ func (s *memStore) seekGE(key []byte, preds *[maxMemHeight]*memNode) *memNode {
 			preds[l] = x
 		}
 	}
-	return x.next[0].Load()
+	// nx is the node level 0 compared, not a second load of x.next[0]: the
+	// writer may have linked a smaller key after x in between.
+	return nx
 }
 
 // seekLT returns the last node with key < key, nil if none.
