@@ -60,7 +60,11 @@ const maxUnsyncedGroups = 64
 // maxGroupBytes. It resolves the group's conflicts, assigns its version and
 // applies its batch; what happens next depends on the durability.
 //
-// Durable (Options.NoSync unset): the batch is applied with
+// Durable, by default: the batch is applied with a synced write, and the
+// committer publishes the group and answers its committers before taking
+// the next; the commits that arrive during the fsync form the next group.
+//
+// Durable with Options.OverlapSyncs: the batch is applied with
 // pebble.DB.ApplyNoSyncWait, which returns once it is in the memtable and
 // queued for the WAL's next sync, and the group goes to the publisher
 // goroutine, which waits for that sync (Batch.SyncWait), then publishes the

@@ -250,7 +250,7 @@ func open(dir string, po *pebble.Options, o Options, sync *pebble.WriteOptions) 
 	db := newDB(o, base, fail)
 	db.log, db.pdb, db.sync = logger, pdb, sync
 	db.clockStart = start
-	if sync.Sync && !po.ReadOnly {
+	if sync.Sync && !po.ReadOnly && o.OverlapSyncs {
 		db.unsynced = make(chan *appliedGroup, maxUnsyncedGroups)
 	}
 	db.mu.snaps = []*snapshot{{version: last, ps: pdb.NewSnapshot()}}

@@ -81,6 +81,12 @@ func wantKeys(t *testing.T, db *DB, keys []string) {
 // reopening while the fault persists fails at once, and reopening after it
 // is gone recovers every acknowledged commit and commits again.
 func TestLogFailureFailsCommitsNotProcess(t *testing.T) {
+	for _, overlap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("overlap=%v", overlap), func(t *testing.T) { testLogFailure(t, &Options{OverlapSyncs: overlap}) })
+	}
+}
+
+func testLogFailure(t *testing.T, opts *Options) {
 	for _, tc := range []struct {
 		name  string
 		errno syscall.Errno
@@ -97,7 +103,7 @@ func TestLogFailureFailsCommitsNotProcess(t *testing.T) {
 			}
 			fs := errorfs.Wrap(vfs.Default, f)
 			dir := t.TempDir()
-			db, err := openDisk(dir, nil, fs)
+			db, err := openDisk(dir, opts, fs)
 			if err != nil {
 				t.Fatal(err)
 			}
