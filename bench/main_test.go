@@ -66,15 +66,7 @@ func TestTinyMatrix(t *testing.T) {
 		}
 	}
 
-	f, err := os.Open(filepath.Join(out, "results.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, filepath.Join(out, "results.csv"))
 	cells := 2 * 2 * len(workloads) // backends × faults × workloads
 	if len(rows) != 1+2*cells {
 		t.Fatalf("seed %d: results.csv has %d rows, want a header and %d", seed, len(rows), 2*cells)
@@ -178,15 +170,7 @@ func TestRuns(t *testing.T) {
 	if err := mainErr(args, &stdout, &stderr); err != nil {
 		t.Fatalf("%v\nstderr: %s", err, stderr.String())
 	}
-	f, err := os.Open(filepath.Join(out, "results.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, filepath.Join(out, "results.csv"))
 	col := map[string]int{}
 	for i, h := range rows[0] {
 		col[h] = i
@@ -237,4 +221,19 @@ func TestSpread(t *testing.T) {
 			t.Errorf("spreadOf(%v) = %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
+}
+
+// readCSV reads a whole CSV file.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }

@@ -38,19 +38,7 @@ var (
 // workload (columns), with the fault rates along each x axis and a bar per
 // mode, and returns it as PNG. Each panel has its own y scale from zero.
 func plotPNG(title string, cells []cell, metric func(*modeResult) float64, format func(float64) string) ([]byte, error) {
-	var backends, wls []string
-	var faults []float64
-	for _, c := range cells {
-		if !slices.Contains(backends, c.Backend) {
-			backends = append(backends, c.Backend)
-		}
-		if !slices.Contains(wls, c.Workload) {
-			wls = append(wls, c.Workload)
-		}
-		if !slices.Contains(faults, c.Fault) {
-			faults = append(faults, c.Fault)
-		}
-	}
+	backends, wls, faults := axes(cells)
 	if len(cells) == 0 {
 		return nil, fmt.Errorf("bench: nothing to plot")
 	}
@@ -87,6 +75,23 @@ func plotPNG(title string, cells []cell, metric func(*modeResult) float64, forma
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// axes lists the backends (the plots' rows), workloads (columns) and fault
+// rates (x axis) of cells, in the matrix's order.
+func axes(cells []cell) (backends, workloads []string, faults []float64) {
+	for _, c := range cells {
+		if !slices.Contains(backends, c.Backend) {
+			backends = append(backends, c.Backend)
+		}
+		if !slices.Contains(workloads, c.Workload) {
+			workloads = append(workloads, c.Workload)
+		}
+		if !slices.Contains(faults, c.Fault) {
+			faults = append(faults, c.Fault)
+		}
+	}
+	return backends, workloads, faults
 }
 
 // legendItem is one entry of the figure's legend: a mode's swatch and name

@@ -27,19 +27,9 @@ func ratioPNG(cells []cell) ([]byte, error) {
 	if len(groups) == 0 {
 		return nil, fmt.Errorf("bench: nothing to plot")
 	}
-	var backends, wls []string
-	var faults []float64
+	backends, wls, faults := axes(cells)
 	top := 1.2
 	for _, g := range groups {
-		if !slices.Contains(backends, g.Backend) {
-			backends = append(backends, g.Backend)
-		}
-		if !slices.Contains(wls, g.Workload) {
-			wls = append(wls, g.Workload)
-		}
-		if !slices.Contains(faults, g.Fault) {
-			faults = append(faults, g.Fault)
-		}
 		top = max(top, g.Ratio.Max*1.12)
 	}
 	top = math.Ceil(top*5) / 5 // a multiple of 0.2, so the ticks are round
