@@ -46,24 +46,40 @@ func (e *UnknownResultError) Unwrap() error { return e.Err }
 func (e *UnknownResultError) Is(target error) bool { return target == ErrUnknownResult }
 
 // OutcomeLostError reports that an earlier attempt's outcome can no longer be
-// learned: after an ambiguous commit, the marker is absent but the janitor's
-// watermark has passed its version, so it may have committed and been
-// cleaned. The function is never run again in that case. It happens only
-// when a call (or a Resolve) outlives the janitor's minimum age.
+// learned: it may have committed, and what would say so is gone. The
+// function is never run again in that case.
 //
-// It also happens when a range clear removed the markers of the call's
+// For a slot ID (ID.IsSlot), either the call's marker slot is absent
+// (Cleared): the janitor removed it, older than its minimum age — a call or
+// a Resolve that outlived it — or a range clear over the prefix did; or the
+// slot holds a later call's sequence (Reused): its pool reused it after the
+// call's resolve window (Options.ResolveWindow), so a Resolve came too late
+// — or, during a call, something else wrote the slot (a Resolve of an ID no
+// call has issued yet, a second process with the same owner).
+//
+// For a legacy ID, the marker is absent but the janitor's watermark has
+// passed its version, or a range clear removed the markers of the call's
 // shard (a clear of the marker prefix, or of a range that begins at or
 // before the shard's start): Cleared is then set. The shard's sentinel,
-// which every such clear removes too, is how the call knows.
+// which every such clear removes too, is how the reader knows.
 type OutcomeLostError struct {
 	ID        ID
 	Watermark int64
-	// Cleared reports that the shard's sentinel was missing or newer than
-	// the ID: the markers were cleared by someone other than the janitor.
+	// Cleared reports that the call's slot is absent, or for a legacy ID
+	// that the shard's sentinel was missing or newer than the ID: the
+	// markers were cleared by someone other than the janitor.
 	Cleared bool
+	// Reused reports that the call's slot holds a later call's sequence.
+	Reused bool
 }
 
 func (e *OutcomeLostError) Error() string {
+	switch {
+	case e.ID.IsSlot() && e.Reused:
+		return fmt.Sprintf("txn: outcome of transaction %v lost: its marker slot now belongs to a later call (resolve within the resolve window, Options.ResolveWindow; or another writer wrote the slot)", e.ID)
+	case e.ID.IsSlot():
+		return fmt.Sprintf("txn: outcome of transaction %v lost: its marker slot is gone, removed by the janitor after its minimum age (resolve sooner, or raise the minimum age above the longest call) or by a range clear over the marker prefix (never clear it)", e.ID)
+	}
 	if e.Cleared {
 		return fmt.Sprintf("txn: outcome of transaction %v lost: its shard's sentinel is missing or newer than the ID, so its markers were cleared after it began (a range clear over the marker prefix; never clear it), or the ID is not from this database", e.ID)
 	}

@@ -35,6 +35,16 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	line("watermark key", WatermarkKey([]byte("p/")))
 	line("watermark value", EncodeWatermark(0x0102030405060708))
 	line("clock sample key", ClockSampleKey([]byte("p/"), 0x0102030405060708))
+	sid := ID{Owner: uuid.MustParse("0e5c2f6a-8b1d-4f3e-a2c4-9d8e7f6a5b4c"), Slot: 3, Seq: 0x0102030405060708}
+	fmt.Fprintf(&b, "slot id %s\n", sid)
+	line("slot key (default)", SlotKey(DefaultPrefix, sid.Owner, sid.Slot))
+	line("slot key (prefix p/)", SlotKey([]byte("p/"), sid.Owner, sid.Slot))
+	line("slot param attempt 1", slotParam(sid.Seq, 1))
+	line("slot tombstone param", slotParam(sid.Seq, SlotTombstone))
+	line("slot refresh param", slotParam(sid.Seq-1, SlotRefreshed))
+	sr := SlotRange([]byte("p/"))
+	line("slot range begin", sr.Begin)
+	line("slot range end", sr.End)
 	r := MarkerRange([]byte("p/"), 3, 0x0102030405060708)
 	line("shard 3 range begin", r.Begin)
 	line("shard 3 range end", r.End)
@@ -85,6 +95,47 @@ func TestMarkerEncodingGolden(t *testing.T) {
 	}
 	if !IsProtocolKey([]byte("p/"), SentinelKey([]byte("p/"), 3), sval) || !IsProtocolKey([]byte("p/"), MarkerKey([]byte("p/"), id), val) || IsProtocolKey([]byte("p/"), []byte("p/x"), val) {
 		t.Fatal("IsProtocolKey does not tell markers and sentinels from other keys")
+	}
+	// Slots: keys and values round-trip, and every slot key sorts after
+	// every shard and clock sample and before the watermark, inside
+	// SlotRange and outside every ShardRange.
+	if o, i, err := ParseSlotKey([]byte("p/"), SlotKey([]byte("p/"), sid.Owner, sid.Slot)); err != nil || o != sid.Owner || i != sid.Slot {
+		t.Fatalf("ParseSlotKey = %v, %d, %v; want %v, %d", o, i, err, sid.Owner, sid.Slot)
+	}
+	if _, _, err := ParseSlotKey([]byte("p/"), MarkerKey([]byte("p/"), id)); err == nil {
+		t.Fatal("ParseSlotKey accepted a legacy marker key")
+	}
+	slotVal, err := kv.PlaceVersionstamp(slotParam(sid.Seq, 7), vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := DecodeSlot(slotVal); err != nil || st != (SlotState{Seq: sid.Seq, Attempt: 7, Stamp: vs}) || !st.Committed() {
+		t.Fatalf("DecodeSlot = %+v, %v", st, err)
+	}
+	for _, a := range []uint32{SlotTombstone, SlotRefreshed} {
+		v, _ := kv.PlaceVersionstamp(slotParam(1, a), vs)
+		if st, err := DecodeSlot(v); err != nil || st.Committed() {
+			t.Fatalf("DecodeSlot of attempt %#x = %+v, %v; want not committed", a, st, err)
+		}
+	}
+	if _, err := DecodeSlot(val); err == nil {
+		t.Fatal("DecodeSlot accepted a marker value")
+	}
+	for _, o := range []uuid.UUID{sid.Owner, uuid.Max, {}} {
+		for _, i := range []uint32{0, 1 << 31, 1<<32 - 1} {
+			k := SlotKey([]byte("p/"), o, i)
+			if !IsProtocolKey([]byte("p/"), k, slotVal) || IsProtocolKey([]byte("p/"), k, val) || !sr.Contains(k) {
+				t.Fatalf("slot key %x: not a protocol key with a slot value, or one with a marker value, or outside SlotRange", k)
+			}
+			if bytes.Compare(k, ClockSampleKey([]byte("p/"), -1>>1)) <= 0 || bytes.Compare(k, WatermarkKey([]byte("p/"))) >= 0 {
+				t.Fatalf("slot key %x does not sort between the clock samples and the watermark", k)
+			}
+			for s := range MaxShards {
+				if ShardRange([]byte("p/"), uint8(s)).Contains(k) {
+					t.Fatalf("slot key %x is in shard %d's range", k, s)
+				}
+			}
+		}
 	}
 	if w, err := DecodeWatermark(EncodeWatermark(42)); err != nil || w != 42 {
 		t.Fatalf("DecodeWatermark = %d, %v", w, err)

@@ -13,19 +13,32 @@ import (
 	"github.com/idemkv/idemkv/kv"
 )
 
-// ID identifies one Transact call and names its marker. It is what an
-// *UnknownResultError carries and what Resolve takes.
+// ID identifies one Transact call and names where its outcome is kept. It
+// is what an *UnknownResultError carries and what Resolve takes.
 //
-// The marker key is prefix + Shard + Version (8 bytes, big-endian) + Rand
-// (16 bytes), so within a shard markers sort by age. Version is a database
-// version no later than the call's first attempt (its read version): the
-// cluster's clock, not the client's, so a skewed client clock cannot make
-// the janitor remove a marker early.
+// A call of this version of the package has a slot ID (IsSlot): Owner, the
+// slot pool of the process and database handle that made it; Slot, the
+// index of the marker slot the call held (SlotKey); and Seq, the call's
+// sequence number in that slot. The other fields are zero.
+//
+// Earlier versions made legacy IDs, which still parse and Resolve against
+// their markers: the marker key is prefix + Shard + Version (8 bytes,
+// big-endian) + Rand (16 bytes), so within a shard markers sort by age.
+// Version is a database version no later than the call's first attempt.
+// Their Owner, Slot and Seq are zero.
 type ID struct {
 	Shard   uint8
 	Version int64
 	Rand    uuid.UUID
+
+	Owner uuid.UUID
+	Slot  uint32
+	Seq   uint64
 }
+
+// IsSlot reports whether id is a slot ID (one made by this version of the
+// package) rather than a legacy marker ID.
+func (id ID) IsSlot() bool { return id.Owner != uuid.Nil }
 
 const (
 	markerSuffixLen = 1 + 8 + 16
@@ -69,14 +82,32 @@ func newID(shards int) (ID, error) {
 // IsZero reports whether id is the zero ID, which no call has.
 func (id ID) IsZero() bool { return id == ID{} }
 
-// String formats the ID as shard-version-uuid, e.g.
-// "03-000000000a1b2c3d-6f1c…"; ParseID reads it back.
+// String formats a slot ID as s-slot-seq-owner, e.g.
+// "s-00000003-0000000000000007-6f1c…", and a legacy ID as
+// shard-version-uuid, e.g. "03-000000000a1b2c3d-6f1c…"; ParseID reads
+// both back.
 func (id ID) String() string {
+	if id.IsSlot() {
+		return fmt.Sprintf("s-%08x-%016x-%s", id.Slot, id.Seq, id.Owner)
+	}
 	return fmt.Sprintf("%02x-%016x-%s", id.Shard, uint64(id.Version), id.Rand)
 }
 
-// ParseID parses the form String produces.
+// ParseID parses either form String produces.
 func ParseID(s string) (ID, error) {
+	if rest, ok := strings.CutPrefix(s, "s-"); ok {
+		parts := strings.SplitN(rest, "-", 3)
+		if len(parts) != 3 || len(parts[0]) != 8 || len(parts[1]) != 16 {
+			return ID{}, fmt.Errorf("%w: %q is not of the form s-slot-seq-owner", ErrInvalidID, s)
+		}
+		slot, err1 := strconv.ParseUint(parts[0], 16, 32)
+		seq, err2 := strconv.ParseUint(parts[1], 16, 64)
+		owner, err3 := uuid.Parse(parts[2])
+		if err1 != nil || err2 != nil || err3 != nil || owner == uuid.Nil {
+			return ID{}, fmt.Errorf("%w: %q is not of the form s-slot-seq-owner", ErrInvalidID, s)
+		}
+		return ID{Owner: owner, Slot: uint32(slot), Seq: seq}, nil
+	}
 	parts := strings.SplitN(s, "-", 3)
 	if len(parts) != 3 || len(parts[0]) != 2 || len(parts[1]) != 16 {
 		return ID{}, fmt.Errorf("%w: %q is not of the form shard-version-uuid", ErrInvalidID, s)
@@ -95,9 +126,22 @@ func ParseID(s string) (ID, error) {
 // is the ID's own: Resolve takes it from the ID whatever Options.Shards is
 // now, so changing Shards never strands an ID.
 func (id ID) check() error {
+	if id.IsSlot() {
+		switch {
+		case id.Shard != 0 || id.Version != 0 || id.Rand != uuid.UUID{}:
+			return fmt.Errorf("%w: %v mixes a slot ID with a legacy one (Shard, Version or Rand set)", ErrInvalidID, id)
+		case id.Seq == 0:
+			return fmt.Errorf("%w: %v has sequence 0; calls count from 1", ErrInvalidID, id)
+		case id.Owner.Version() != 4 || id.Owner.Variant() != uuid.RFC4122:
+			return fmt.Errorf("%w: %v's owner is not a version-4 UUID", ErrInvalidID, id)
+		}
+		return nil
+	}
 	switch {
 	case id.IsZero():
 		return fmt.Errorf("%w: the zero ID", ErrInvalidID)
+	case id.Slot != 0 || id.Seq != 0:
+		return fmt.Errorf("%w: %v has a slot or sequence but no owner", ErrInvalidID, id)
 	case int(id.Shard) >= MaxShards:
 		return fmt.Errorf("%w: %v has shard %d; shards are 0 to %d", ErrInvalidID, id, id.Shard, MaxShards-1)
 	case id.Version < 0:
@@ -164,8 +208,8 @@ func SentinelKey(prefix []byte, shard uint8) []byte {
 }
 
 // IsProtocolKey reports whether key, holding value, is one that Transact,
-// Resolve or the janitor write under prefix: a marker, a shard sentinel or
-// the watermark. The janitor uses it to refuse a prefix that holds
+// Resolve or the janitor write under prefix: a marker slot, a legacy
+// marker, a shard sentinel, a clock sample or the watermark. The janitor uses it to refuse a prefix that holds
 // anything else.
 func IsProtocolKey(prefix, key, value []byte) bool {
 	if !bytes.HasPrefix(key, prefix) {
@@ -176,6 +220,9 @@ func IsProtocolKey(prefix, key, value []byte) bool {
 		return len(value) == 8
 	case len(rest) == 1+len(clockName)+8 && bytes.HasPrefix(rest, []byte("\xff"+clockName)):
 		return len(value) == 8
+	case len(rest) == slotSuffixLen && bytes.HasPrefix(rest, []byte("\xff"+slotName)):
+		_, err := DecodeSlot(value)
+		return err == nil
 	case len(rest) == 1 && rest[0] < MaxShards:
 		_, err := decodeSentinel(value)
 		return err == nil

@@ -19,6 +19,9 @@ var DefaultPrefix = []byte("\xfdidemkv/tx/")
 const (
 	DefaultShards     = 16
 	DefaultRetryLimit = 100
+	// DefaultResolveWindow is Options.ResolveWindow's default: ten
+	// minutes, the janitor's default minimum age (cleanup.DefaultMinAge).
+	DefaultResolveWindow = 10 * time.Minute
 	// MaxShards is the most shards a prefix can have: the shard is one byte
 	// and 0xff is reserved for the prefix's metadata (the watermark). The
 	// janitor sweeps all of them.
@@ -43,6 +46,15 @@ type Options struct {
 	// in different processes, is safe: Resolve takes the shard from the ID,
 	// and the janitor sweeps every shard.
 	Shards int
+	// ResolveWindow is how long a call's marker slot stays reserved after
+	// the call returned *UnknownResultError, so that Resolve of its ID can
+	// answer: a Resolve within it is answered, one after it may find the
+	// slot reused by a later call and return *OutcomeLostError. Default
+	// DefaultResolveWindow, the janitor's default minimum age (within
+	// which the slot is not removed either). Any positive duration is
+	// safe: a slot reused sooner only makes a later Resolve answer
+	// *OutcomeLostError, never a wrong answer.
+	ResolveWindow time.Duration
 	// RetryLimit bounds the retries of one call, and of the fences and
 	// Resolves that settle it. 0 means DefaultRetryLimit; a negative value
 	// means no limit (only ctx and Timeout end the call).
@@ -83,6 +95,7 @@ type config struct {
 	*prefixKeys   // the prefix and what is made from it: shared, read only
 	shards        int
 	retryLimit    int
+	resolveWindow time.Duration
 	timeout       time.Duration
 	maxRetryDelay time.Duration
 	observe       func(Stats)
@@ -100,6 +113,7 @@ func (o *Options) config() (config, error) {
 	c := config{
 		shards:        opts.Shards,
 		retryLimit:    opts.RetryLimit,
+		resolveWindow: opts.ResolveWindow,
 		timeout:       opts.Timeout,
 		maxRetryDelay: opts.MaxRetryDelay,
 		observe:       opts.Observe,
@@ -109,6 +123,9 @@ func (o *Options) config() (config, error) {
 	}
 	if c.retryLimit == 0 {
 		c.retryLimit = DefaultRetryLimit
+	}
+	if c.resolveWindow == 0 {
+		c.resolveWindow = DefaultResolveWindow
 	}
 	if c.maxRetryDelay == 0 {
 		c.maxRetryDelay = kv.DefaultMaxRetryDelay
@@ -175,6 +192,8 @@ func (c *config) validate(prefix []byte) error {
 		return fmt.Errorf("%w: Prefix is %d bytes; at most %d leave room for a marker under the %d-byte key limit", ErrInvalidOptions, len(prefix), maxPrefixLen, kv.MaxKeySize)
 	case c.shards < 1 || c.shards > MaxShards:
 		return fmt.Errorf("%w: Shards is %d; it must be 1 to %d", ErrInvalidOptions, c.shards, MaxShards)
+	case c.resolveWindow < 0:
+		return fmt.Errorf("%w: ResolveWindow is %v; it must be 0 (default %v) or positive", ErrInvalidOptions, c.resolveWindow, DefaultResolveWindow)
 	case c.timeout < 0:
 		return fmt.Errorf("%w: Timeout is %v; it must be 0 (none) or positive", ErrInvalidOptions, c.timeout)
 	case c.maxRetryDelay < 0:

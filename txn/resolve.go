@@ -87,6 +87,13 @@ func ResolveCommit(ctx context.Context, db kv.Database, id ID, opts *Options) (O
 	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
 		return 0, Commit{}, err
 	}
+	if id.IsSlot() {
+		o, st, err := fenceSlot(ctx, tr, &c, id, SlotKey(c.prefix, id.Owner, id.Slot))
+		if err != nil || o != Committed {
+			return o, Commit{}, err
+		}
+		return o, Commit{ID: id, Attempt: st.Attempt, Versionstamp: st.Stamp}, nil
+	}
 	o, m, err := fence(ctx, tr, db, &c, id, MarkerKey(c.prefix, id))
 	if err != nil || o != Committed {
 		return o, Commit{}, err
@@ -190,4 +197,60 @@ func fenceOnce(tr kv.Transaction, db kv.Database, c *config, id ID, key []byte) 
 		return 0, m, err
 	}
 	return NotCommitted, m, nil
+}
+
+// fenceSlot is fence for a slot ID: it learns id's outcome from its slot,
+// key, and unless an attempt of id committed, makes sure none ever can. It
+// returns the committed attempt's slot state with Committed. Like fence it
+// is idempotent and retried within c's retry limit and ctx.
+func fenceSlot(ctx context.Context, tr kv.Transaction, c *config, id ID, key []byte) (Outcome, SlotState, error) {
+	var o Outcome
+	var st SlotState
+	err := retryIdempotent(ctx, tr, c, func() (err error) {
+		o, st, err = fenceSlotOnce(tr, id, key)
+		return err
+	})
+	if err != nil && isKVError(err) && !errors.Is(err, ErrUnknownResult) {
+		return 0, st, &UnknownResultError{ID: id, Err: err}
+	}
+	return o, st, err
+}
+
+// fenceSlotOnce reads id's slot (a read conflict range: a write of the slot
+// after this read version makes this commit fail) and concludes:
+//
+//   - id's sequence with an attempt: that attempt committed.
+//   - id's sequence as a tombstone: fenced before; fenced again (an attempt
+//     in flight may still land after this read version), not committed.
+//   - an earlier sequence: none of id's attempts has committed as of this
+//     read version; the tombstone written here makes any still in flight
+//     conflict, so none ever will.
+//   - a later sequence, or id's own as a refresh: the slot was reused by
+//     a later call of its pool (after the call's resolve window), so the
+//     answer is gone: *OutcomeLostError with Reused.
+//   - absent: removed, by the janitor (older than its minimum age) or by a
+//     range clear: *OutcomeLostError with Cleared.
+func fenceSlotOnce(tr kv.Transaction, id ID, key []byte) (Outcome, SlotState, error) {
+	val, err := tr.Get(key).Get()
+	if err != nil {
+		return 0, SlotState{}, err
+	}
+	if val == nil {
+		return 0, SlotState{}, &OutcomeLostError{ID: id, Cleared: true}
+	}
+	st, err := DecodeSlot(val)
+	if err != nil {
+		return 0, st, err
+	}
+	switch {
+	case st.Seq > id.Seq || (st.Seq == id.Seq && st.Attempt == SlotRefreshed):
+		return 0, st, &OutcomeLostError{ID: id, Reused: true}
+	case st.Seq == id.Seq && st.Attempt != SlotTombstone:
+		return Committed, st, nil
+	}
+	tr.Atomic(kv.SetVersionstampedValue, key, slotParam(id.Seq, SlotTombstone))
+	if err := tr.Commit().Err(); err != nil {
+		return 0, st, err
+	}
+	return NotCommitted, st, nil
 }
