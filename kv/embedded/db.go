@@ -473,10 +473,22 @@ const futureVersionWait = time.Second
 // snapshotAt returns the snapshot holding the state at read version v,
 // waiting up to futureVersionWait for a version not reached yet, or
 // transaction_too_old / future_version.
-func (db *DB) snapshotAt(v int64) (*snapshot, error) {
+func (db *DB) snapshotAt(v int64) (*snapshot, error) { return db.waitSnapshotAt(v, true) }
+
+// checkReadVersion is snapshotAt for a caller that only needs to know that
+// v is readable (a commit with read conflict ranges and no read): in
+// memory it allocates no snapshot.
+func (db *DB) checkReadVersion(v int64) error {
+	_, err := db.waitSnapshotAt(v, false)
+	return err
+}
+
+// waitSnapshotAt is snapshotAt; without need, it returns a nil snapshot in
+// memory.
+func (db *DB) waitSnapshotAt(v int64, need bool) (*snapshot, error) {
 	var deadline time.Time
 	for {
-		s, err := db.trySnapshotAt(v)
+		s, err := db.trySnapshotAt(v, need)
 		if !errors.Is(err, kv.ErrFutureVersion) {
 			return s, err
 		}
@@ -490,8 +502,8 @@ func (db *DB) snapshotAt(v int64) (*snapshot, error) {
 	}
 }
 
-// trySnapshotAt is snapshotAt without the wait.
-func (db *DB) trySnapshotAt(v int64) (*snapshot, error) {
+// trySnapshotAt is waitSnapshotAt without the wait.
+func (db *DB) trySnapshotAt(v int64, need bool) (*snapshot, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.mu.snaps == nil {
@@ -519,6 +531,9 @@ func (db *DB) trySnapshotAt(v int64) (*snapshot, error) {
 		// The store reads any version of the window.
 		if v > db.mu.maxRead {
 			db.mu.maxRead = v
+		}
+		if !need {
+			return nil, nil
 		}
 		return &snapshot{version: v, mem: db.store}, nil
 	}

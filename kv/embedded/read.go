@@ -242,6 +242,15 @@ func clone(v []byte, present bool) []byte {
 	return append([]byte{}, v...)
 }
 
+// cloneRange copies r's bounds into one allocation, each capacity-limited.
+func cloneRange(r kv.Range) kv.Range {
+	b, e := len(r.Begin), len(r.End)
+	buf := make([]byte, b+e)
+	copy(buf, r.Begin)
+	copy(buf[b:], r.End)
+	return kv.Range{Begin: buf[:b:b], End: buf[b:]}
+}
+
 // trunc shortens a key for messages.
 func trunc(k []byte) []byte {
 	if len(k) > 64 {
@@ -251,6 +260,9 @@ func trunc(k []byte) []byte {
 }
 
 func (t *transaction) addRead(r kv.Range) {
+	if t.a.reads == nil {
+		t.a.reads = make([]kv.Range, 0, 2) // append's first two growths in one
+	}
 	t.a.reads = append(t.a.reads, r)
 	t.a.size += int64(len(r.Begin) + len(r.End))
 }
@@ -298,6 +310,9 @@ func (t *transaction) addReadExceptOwn(r kv.Range) {
 }
 
 func (t *transaction) addWrite(r kv.Range) {
+	if t.a.wconf == nil {
+		t.a.wconf = make([]kv.Range, 0, 2)
+	}
 	t.a.wconf = append(t.a.wconf, r)
 	t.a.size += int64(len(r.Begin) + len(r.End))
 }
@@ -323,7 +338,7 @@ func (t *transaction) AddReadConflictRange(r kv.Range) error {
 		return err
 	}
 	if !r.Empty() {
-		t.addRead(kv.Range{Begin: clone(r.Begin, true), End: clone(r.End, true)})
+		t.addRead(cloneRange(r))
 	}
 	return nil
 }
@@ -333,7 +348,7 @@ func (t *transaction) AddWriteConflictRange(r kv.Range) error {
 		return err
 	}
 	if !r.Empty() {
-		t.addWrite(kv.Range{Begin: clone(r.Begin, true), End: clone(r.End, true)})
+		t.addWrite(cloneRange(r))
 	}
 	return nil
 }

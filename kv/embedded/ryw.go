@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"slices"
 	"sort"
 
 	"github.com/google/btree"
@@ -54,32 +55,132 @@ func (e *entry) resolve(base []byte, basePresent bool) ([]byte, bool) {
 	return nil, false
 }
 
-// writeMap is a transaction's read-your-writes state: per-key entries in a
-// B-tree plus the ranges it has cleared (sorted, disjoint, merged). Keys in
-// a cleared range with no entry are known absent.
+// writeMap is a transaction's read-your-writes state: per-key entries
+// (entryIndex) plus the ranges it has cleared (sorted, disjoint, merged).
+// Keys in a cleared range with no entry are known absent.
 type writeMap struct {
-	keys    *btree.BTreeG[*entry]
+	keys    entryIndex
 	cleared []kv.Range
 	// unreadable holds the ranges where a versionstamped key may land:
 	// reads that touch them fail with accessed_unreadable until commit.
 	unreadable []kv.Range
 }
 
-// entryFreeList is shared by every write map: btree.NewG would make each
-// its own, an allocation per transaction attempt. (Nodes go back to it
-// only when deleted, so it is mostly empty; what it saves is its own
-// allocation. It is safe for concurrent use.)
+// entryIndex holds a write map's entries by key: a sorted slice while there
+// are at most smallEntries, a B-tree beyond. Most transactions write a few
+// keys, and a B-tree cost them three allocations before the first entry
+// (its header, a node, the node's items) and one per lookup (the pivot).
+type entryIndex struct {
+	small []*entry // ascending key, while tree is nil
+	tree  *btree.BTreeG[*entry]
+}
+
+// smallEntries is how many entries an entryIndex keeps in its slice: a
+// binary search and a short copy per insert, cheaper than the tree's nodes
+// up to here.
+const smallEntries = 32
+
+// entryFreeList is shared by every write map's tree: btree.NewG would make
+// each its own, an allocation per tree. (Nodes go back to it only when
+// deleted, so it is mostly empty; what it saves is its own allocation. It
+// is safe for concurrent use.)
 var entryFreeList = btree.NewFreeListG[*entry](btree.DefaultFreeListSize)
 
 func entryLess(a, b *entry) bool { return bytes.Compare(a.key, b.key) < 0 }
 
-func newWriteMap() writeMap {
-	return writeMap{keys: btree.NewWithFreeListG(16, entryLess, entryFreeList)}
+func newWriteMap() writeMap { return writeMap{} }
+
+// search returns the position of the first small entry with key >= key and
+// whether it is key.
+func (x *entryIndex) search(key []byte) (int, bool) {
+	lo, hi := 0, len(x.small)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if bytes.Compare(x.small[m].key, key) < 0 {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(x.small) && bytes.Equal(x.small[lo].key, key)
 }
 
-func (w *writeMap) get(key []byte) (*entry, bool) {
-	return w.keys.Get(&entry{key: key})
+func (x *entryIndex) get(key []byte) (*entry, bool) {
+	if x.tree != nil {
+		return x.tree.Get(&entry{key: key})
+	}
+	if i, ok := x.search(key); ok {
+		return x.small[i], true
+	}
+	return nil, false
 }
+
+// put inserts e, replacing the entry with its key if there is one.
+func (x *entryIndex) put(e *entry) {
+	if x.tree != nil {
+		x.tree.ReplaceOrInsert(e)
+		return
+	}
+	i, ok := x.search(e.key)
+	if ok {
+		x.small[i] = e
+		return
+	}
+	if len(x.small) == smallEntries {
+		x.tree = btree.NewWithFreeListG(16, entryLess, entryFreeList)
+		for _, o := range x.small {
+			x.tree.ReplaceOrInsert(o)
+		}
+		x.small = nil
+		x.tree.ReplaceOrInsert(e)
+		return
+	}
+	if x.small == nil {
+		x.small = make([]*entry, 0, 4)
+	}
+	x.small = slices.Insert(x.small, i, e)
+}
+
+// del removes the entry with e's key, if any.
+func (x *entryIndex) del(e *entry) {
+	if x.tree != nil {
+		x.tree.Delete(e)
+		return
+	}
+	if i, ok := x.search(e.key); ok {
+		x.small = slices.Delete(x.small, i, i+1)
+	}
+}
+
+// ascendRange calls fn for the entries with keys in [begin, end), in
+// order, until it returns false.
+func (x *entryIndex) ascendRange(begin, end []byte, fn func(*entry) bool) {
+	if x.tree != nil {
+		x.tree.AscendRange(&entry{key: begin}, &entry{key: end}, fn)
+		return
+	}
+	i, _ := x.search(begin)
+	for ; i < len(x.small) && bytes.Compare(x.small[i].key, end) < 0; i++ {
+		if !fn(x.small[i]) {
+			return
+		}
+	}
+}
+
+// ascend calls fn for every entry, in order, until it returns false.
+func (x *entryIndex) ascend(fn func(*entry) bool) {
+	if x.tree != nil {
+		x.tree.Ascend(fn)
+		return
+	}
+	for _, e := range x.small {
+		if !fn(e) {
+			return
+		}
+	}
+}
+
+func (w *writeMap) get(key []byte) (*entry, bool) { return w.keys.get(key) }
 
 // inCleared reports whether key lies in a cleared range.
 func (w *writeMap) inCleared(key []byte) bool {
@@ -97,16 +198,16 @@ func (w *writeMap) clearedAt(key []byte) (kv.Range, bool) {
 }
 
 func (w *writeMap) set(key, value []byte) {
-	w.keys.ReplaceOrInsert(&entry{key: key, kind: entryKnown, present: true, value: value})
+	w.keys.put(&entry{key: key, kind: entryKnown, present: true, value: value})
 }
 
 func (w *writeMap) clear(key []byte) {
-	w.keys.ReplaceOrInsert(&entry{key: key, kind: entryKnown})
+	w.keys.put(&entry{key: key, kind: entryKnown})
 }
 
 // setUnreadable records a SetVersionstampedValue of param on key.
 func (w *writeMap) setUnreadable(key, param []byte) {
-	w.keys.ReplaceOrInsert(&entry{key: key, kind: entryUnreadable, value: param})
+	w.keys.put(&entry{key: key, kind: entryUnreadable, value: param})
 }
 
 // unreadableRange records the range a versionstamped key may land in.
@@ -138,21 +239,21 @@ func (w *writeMap) atomic(key []byte, op kv.MutationType, param []byte) {
 		// The base is only known at commit; so is the result.
 	case w.inCleared(key):
 		v, present := kv.ApplyAtomic(op, nil, false, param)
-		w.keys.ReplaceOrInsert(&entry{key: key, kind: entryKnown, present: present, value: v})
+		w.keys.put(&entry{key: key, kind: entryKnown, present: present, value: v})
 	default:
-		w.keys.ReplaceOrInsert(&entry{key: key, kind: entryAtomic, ops: []atomicOp{{op, param}}})
+		w.keys.put(&entry{key: key, kind: entryAtomic, ops: []atomicOp{{op, param}}})
 	}
 }
 
 // clearRange drops the entries in r and merges r into the cleared ranges.
 func (w *writeMap) clearRange(r kv.Range) {
 	var drop []*entry
-	w.keys.AscendRange(&entry{key: r.Begin}, &entry{key: r.End}, func(e *entry) bool {
+	w.keys.ascendRange(r.Begin, r.End, func(e *entry) bool {
 		drop = append(drop, e)
 		return true
 	})
 	for _, e := range drop {
-		w.keys.Delete(e)
+		w.keys.del(e)
 	}
 	// Merge: ranges that overlap or touch r are absorbed.
 	begin, end := r.Begin, r.End
@@ -186,7 +287,7 @@ func (w *writeMap) clearRange(r kv.Range) {
 // entriesIn returns the entries in [begin, end), ascending or descending.
 func (w *writeMap) entriesIn(begin, end []byte, reverse bool) []*entry {
 	var out []*entry
-	w.keys.AscendRange(&entry{key: begin}, &entry{key: end}, func(e *entry) bool {
+	w.keys.ascendRange(begin, end, func(e *entry) bool {
 		out = append(out, e)
 		return true
 	})

@@ -50,10 +50,17 @@ func (m model) rangeRead(r kv.Range, o kv.RangeOptions) []kv.KeyValue {
 var atomicOps = []kv.MutationType{kv.Add, kv.BitAnd, kv.BitOr, kv.BitXor, kv.AppendIfFits, kv.Max, kv.Min, kv.ByteMin, kv.ByteMax, kv.CompareAndClear}
 
 func TestReadYourWritesAgainstModel(t *testing.T) {
+	// 12 keys keep a transaction's writes in entryIndex's slice; 80 keys
+	// and 300 steps take many transactions past smallEntries to its tree.
+	t.Run("small", func(t *testing.T) { readYourWritesAgainstModel(t, 12, 40) })
+	t.Run("tree", func(t *testing.T) { readYourWritesAgainstModel(t, 80, 300) })
+}
+
+func readYourWritesAgainstModel(t *testing.T, keys, steps int) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x5157))
 	db := openMem(t, nil)
-	key := func() string { return string([]byte{'a' + byte(rng.IntN(12))}) }
+	key := func() string { return string([]byte{'a' + byte(rng.IntN(keys))}) }
 	val := func() []byte {
 		b := make([]byte, rng.IntN(3))
 		for i := range b {
@@ -76,7 +83,7 @@ func TestReadYourWritesAgainstModel(t *testing.T) {
 			m[string(p.Key)] = p.Value
 		}
 		tr := newTr(t, db)
-		for step := range 40 {
+		for step := range steps {
 			where := fmt.Sprintf("round %d step %d", round, step)
 			switch rng.IntN(9) {
 			case 0, 1:

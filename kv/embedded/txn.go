@@ -45,6 +45,8 @@ type attempt struct {
 	rv    int64
 	hasRV bool
 	read  bool // a read has used rv
+	// memSnap is the in-memory store at rv, once a read made it.
+	memSnap *snapshot
 
 	writes writeMap
 	muts   []mutation
@@ -136,7 +138,12 @@ func (t *transaction) reset() {
 // newAttempt discards the attempt state, keeping options and the cancel
 // state.
 func (t *transaction) newAttempt() {
-	t.resolveStamp(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
+	if !t.a.stampSet && t.a.stamp != nil {
+		// Only a GetVersionstamp future is waiting for an outcome; the
+		// error is made for it alone (formatting one on every attempt
+		// cost two allocations per transaction).
+		t.resolveStamp(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
+	}
 	t.a = attempt{writes: newWriteMap(), sizeLimit: kv.DefaultSizeLimit}
 }
 
@@ -235,9 +242,20 @@ func (t *transaction) snapshotForRead() (*snapshot, error) {
 		}
 		t.a.rv, t.a.hasRV = v, true
 	}
+	if t.a.memSnap != nil {
+		// In memory a snapshot is only the store and the version: the
+		// attempt's is reused once the version is checked again.
+		if err := t.db.checkReadVersion(t.a.rv); err != nil {
+			return nil, err
+		}
+		return t.a.memSnap, nil
+	}
 	s, err := t.db.snapshotAt(t.a.rv)
 	if err != nil {
 		return nil, err
+	}
+	if s.mem != nil {
+		t.a.memSnap = s
 	}
 	t.a.read = true
 	return s, nil
@@ -246,9 +264,15 @@ func (t *transaction) snapshotForRead() (*snapshot, error) {
 // ---- commit ----
 
 func (t *transaction) Commit() *kv.Future[struct{}] {
-	err := t.commit()
-	return kv.Ready(struct{}{}, err)
+	if err := t.commit(); err != nil {
+		return kv.Failed[struct{}](err)
+	}
+	return committed
 }
+
+// committed is every successful Commit's future: a resolved future is
+// never modified, so one is shared rather than one allocated per commit.
+var committed = kv.Ready(struct{}{}, nil)
 
 func (t *transaction) commit() error {
 	if err := t.live(); err != nil {
@@ -297,7 +321,7 @@ func (t *transaction) commit() error {
 		if !t.a.read {
 			// Only explicit read conflict ranges at a version from
 			// SetReadVersion: check it as a read would have.
-			if _, err := t.db.snapshotAt(t.a.rv); err != nil {
+			if err := t.db.checkReadVersion(t.a.rv); err != nil {
 				return t.failStamp(t.readErr(err))
 			}
 		}

@@ -95,6 +95,9 @@ func (t *transaction) record(m mutation) {
 		}
 		t.a.points[k] = append(t.a.points[k], len(t.a.muts))
 	}
+	if t.a.muts == nil {
+		t.a.muts = make([]mutation, 0, 2) // append's first two growths in one
+	}
 	t.a.muts = append(t.a.muts, m)
 }
 
@@ -102,11 +105,17 @@ func (t *transaction) Set(key, value []byte) {
 	if !t.writeCheck(key, len(value)) {
 		return
 	}
-	kr, v := keyRange(key), clone(value, true)
+	kr, v := keyRangeWith(key, value)
 	t.record(mutation{kind: mutSet, key: kr.Begin, value: v})
 	t.a.writes.set(kr.Begin, v)
 	t.addWrite(kr)
 }
+
+// sharedValueMax is the largest value keyRangeWith copies into its key's
+// allocation. The key outlives its value there — the conflict window keeps
+// it five seconds, the in-memory store as long as the key exists — so a
+// large value gets its own.
+const sharedValueMax = 64
 
 // keyRange is kv.SingleKeyRange(key) on a copy of key, in one allocation:
 // Begin is the copy (capacity-limited, so an append cannot reach End).
@@ -114,6 +123,20 @@ func keyRange(key []byte) kv.Range {
 	buf := make([]byte, len(key)+1)
 	copy(buf, key)
 	return kv.Range{Begin: buf[:len(key):len(key)], End: buf}
+}
+
+// keyRangeWith is keyRange(key) and a copy of value (never nil), in one
+// allocation when value is at most sharedValueMax bytes; each slice is
+// capacity-limited, so none can grow into another.
+func keyRangeWith(key, value []byte) (kv.Range, []byte) {
+	if len(value) > sharedValueMax {
+		return keyRange(key), clone(value, true)
+	}
+	k := len(key)
+	buf := make([]byte, k+1+len(value))
+	copy(buf, key)
+	copy(buf[k+1:], value)
+	return kv.Range{Begin: buf[:k:k], End: buf[: k+1 : k+1]}, buf[k+1:]
 }
 
 func (t *transaction) Clear(key []byte) {
@@ -212,13 +235,13 @@ func (t *transaction) Atomic(op kv.MutationType, key, param []byte) {
 			t.a.deferred = err
 			return
 		}
-		k, p := clone(key, true), clone(param, true)
-		t.record(mutation{kind: mutAtomic, op: op, key: k, value: p})
-		t.a.writes.setUnreadable(k, p)
-		t.addWrite(kv.SingleKeyRange(k))
+		kr, p := keyRangeWith(key, param)
+		t.record(mutation{kind: mutAtomic, op: op, key: kr.Begin, value: p})
+		t.a.writes.setUnreadable(kr.Begin, p)
+		t.addWrite(kr)
 		return
 	}
-	kr, p := keyRange(key), clone(param, true)
+	kr, p := keyRangeWith(key, param)
 	t.record(mutation{kind: mutAtomic, op: op, key: kr.Begin, value: p})
 	t.a.writes.atomic(kr.Begin, op, p)
 	t.addWrite(kr)
@@ -248,7 +271,7 @@ func (t *transaction) SetReadVersion(v int64) {
 // write conflict ranges after merging.
 func (t *transaction) sentSize() int64 {
 	var n int64
-	t.a.writes.keys.Ascend(func(e *entry) bool {
+	t.a.writes.keys.ascend(func(e *entry) bool {
 		switch e.kind {
 		case entryAtomic:
 			for _, o := range e.ops {
