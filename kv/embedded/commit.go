@@ -44,6 +44,15 @@ type commitReq struct {
 	version int64
 	stamp   kv.Versionstamp
 	err     error
+
+	// inline is where muts, reads and writes start (see
+	// transaction.request): a small transaction's commit is one allocation
+	// where the request and its three slices were four.
+	inline struct {
+		muts   [2]mutation
+		reads  [2]kv.Range
+		writes [2]kv.Range
+	}
 }
 
 // maxGroupBytes stops a group from growing past about this many bytes of
@@ -172,6 +181,14 @@ func (db *DB) commitGroup(group []*commitReq) {
 		w = pebbleWriter{b}
 	}
 	var accepted []*commitReq
+	if db.unsynced == nil {
+		// Published before the next group starts: the list is reused.
+		accepted = db.accepted[:0]
+		defer func() {
+			clear(accepted)
+			db.accepted = accepted[:0]
+		}()
+	}
 	cleared := false
 	for i, r := range group {
 		if len(r.reads) > 0 {
@@ -225,7 +242,8 @@ func (db *DB) commitGroup(group []*commitReq) {
 		}
 		db.store.commit()
 		db.lastVersion = cv
-		db.publish(&appliedGroup{group: group, accepted: accepted, cv: cv, snap: &snapshot{version: cv, mem: db.store}})
+		g := appliedGroup{group: group, accepted: accepted, cv: cv, snap: &snapshot{version: cv, mem: db.store}}
+		db.publish(&g)
 		db.store.age(cv - kv.MaxTransactionLifeVersions)
 		return
 	}

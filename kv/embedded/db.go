@@ -109,6 +109,10 @@ type DB struct {
 	// lastVersion is the version of the last group applied to Pebble;
 	// only the committer touches it.
 	lastVersion int64
+	// accepted is the committer's list of a group's accepted transactions,
+	// reused from group to group when the committer publishes itself
+	// (unsynced is nil).
+	accepted []*commitReq
 	// unsynced carries applied groups from the committer to the publisher
 	// (durable DBs only; nil when the committer publishes itself).
 	unsynced chan *appliedGroup

@@ -25,7 +25,7 @@ func (t *transaction) GetReadVersion() *kv.Future[int64] {
 		if err != nil {
 			return kv.Failed[int64](err)
 		}
-		t.a.rv, t.a.hasRV = v, true
+		t.a.rv, t.a.hasRV, t.a.read = v, true, true
 	}
 	return kv.Ready(t.a.rv, nil)
 }
@@ -260,8 +260,8 @@ func trunc(k []byte) []byte {
 }
 
 func (t *transaction) addRead(r kv.Range) {
-	if t.a.reads == nil {
-		t.a.reads = make([]kv.Range, 0, 2) // append's first two growths in one
+	if t.a.req == nil {
+		t.request()
 	}
 	t.a.reads = append(t.a.reads, r)
 	t.a.size += int64(len(r.Begin) + len(r.End))
@@ -310,8 +310,8 @@ func (t *transaction) addReadExceptOwn(r kv.Range) {
 }
 
 func (t *transaction) addWrite(r kv.Range) {
-	if t.a.wconf == nil {
-		t.a.wconf = make([]kv.Range, 0, 2)
+	if t.a.req == nil {
+		t.request()
 	}
 	t.a.wconf = append(t.a.wconf, r)
 	t.a.size += int64(len(r.Begin) + len(r.End))

@@ -37,7 +37,8 @@ type entry struct {
 	kind    entryKind
 	present bool
 	value   []byte
-	ops     []atomicOp // entryAtomic
+	ops     []atomicOp // entryAtomic; starts in first
+	first   [1]atomicOp
 }
 
 // resolve returns the key's value given the snapshot's (base, basePresent).
@@ -59,7 +60,13 @@ func (e *entry) resolve(base []byte, basePresent bool) ([]byte, bool) {
 // (entryIndex) plus the ranges it has cleared (sorted, disjoint, merged).
 // Keys in a cleared range with no entry are known absent.
 type writeMap struct {
-	keys    entryIndex
+	keys entryIndex
+	// inline holds the first entries made (newEntry): a write map lives
+	// in its transaction, so a small transaction's entries cost no
+	// allocations of their own. Nothing refers to an entry beyond its
+	// attempt, which discards the write map whole.
+	inline  [2]entry
+	used    int
 	cleared []kv.Range
 	// unreadable holds the ranges where a versionstamped key may land:
 	// reads that touch them fail with accessed_unreadable until commit.
@@ -71,7 +78,8 @@ type writeMap struct {
 // keys, and a B-tree cost them three allocations before the first entry
 // (its header, a node, the node's items) and one per lookup (the pivot).
 type entryIndex struct {
-	small []*entry // ascending key, while tree is nil
+	small []*entry // ascending key, while tree is nil; starts in buf
+	buf   [4]*entry
 	tree  *btree.BTreeG[*entry]
 }
 
@@ -136,7 +144,7 @@ func (x *entryIndex) put(e *entry) {
 		return
 	}
 	if x.small == nil {
-		x.small = make([]*entry, 0, 4)
+		x.small = x.buf[:0]
 	}
 	x.small = slices.Insert(x.small, i, e)
 }
@@ -182,6 +190,20 @@ func (x *entryIndex) ascend(fn func(*entry) bool) {
 
 func (w *writeMap) get(key []byte) (*entry, bool) { return w.keys.get(key) }
 
+// newEntry returns e in a place of its own: one of w.inline while they
+// last.
+func (w *writeMap) newEntry(e entry) *entry {
+	var p *entry
+	if w.used < len(w.inline) {
+		p = &w.inline[w.used]
+		w.used++
+	} else {
+		p = new(entry)
+	}
+	*p = e
+	return p
+}
+
 // inCleared reports whether key lies in a cleared range.
 func (w *writeMap) inCleared(key []byte) bool {
 	_, in := w.clearedAt(key)
@@ -198,16 +220,16 @@ func (w *writeMap) clearedAt(key []byte) (kv.Range, bool) {
 }
 
 func (w *writeMap) set(key, value []byte) {
-	w.keys.put(&entry{key: key, kind: entryKnown, present: true, value: value})
+	w.keys.put(w.newEntry(entry{key: key, kind: entryKnown, present: true, value: value}))
 }
 
 func (w *writeMap) clear(key []byte) {
-	w.keys.put(&entry{key: key, kind: entryKnown})
+	w.keys.put(w.newEntry(entry{key: key, kind: entryKnown}))
 }
 
 // setUnreadable records a SetVersionstampedValue of param on key.
 func (w *writeMap) setUnreadable(key, param []byte) {
-	w.keys.put(&entry{key: key, kind: entryUnreadable, value: param})
+	w.keys.put(w.newEntry(entry{key: key, kind: entryUnreadable, value: param}))
 }
 
 // unreadableRange records the range a versionstamped key may land in.
@@ -239,9 +261,11 @@ func (w *writeMap) atomic(key []byte, op kv.MutationType, param []byte) {
 		// The base is only known at commit; so is the result.
 	case w.inCleared(key):
 		v, present := kv.ApplyAtomic(op, nil, false, param)
-		w.keys.put(&entry{key: key, kind: entryKnown, present: present, value: v})
+		w.keys.put(w.newEntry(entry{key: key, kind: entryKnown, present: present, value: v}))
 	default:
-		w.keys.put(&entry{key: key, kind: entryAtomic, ops: []atomicOp{{op, param}}})
+		e := w.newEntry(entry{key: key, kind: entryAtomic})
+		e.ops = append(e.first[:0], atomicOp{op, param})
+		w.keys.put(e)
 	}
 }
 

@@ -44,12 +44,20 @@ type attempt struct {
 
 	rv    int64
 	hasRV bool
-	read  bool // a read has used rv
+	// read: rv came from the database (GetReadVersion, a read) or a read
+	// has checked it, so a commit need not check it again.
+	read bool
 	// memSnap is the in-memory store at rv, once a read made it.
 	memSnap *snapshot
 
 	writes writeMap
-	muts   []mutation
+	// req is the commit request, made by the first write or conflict
+	// range: muts, reads and wconf start in its inline arrays, and Commit
+	// sends it. The committer owns it from the send on, and the attempt is
+	// discarded before anything is written again, so the arrays are never
+	// modified under the committer.
+	req  *commitReq
+	muts []mutation
 	// points indexes muts by key for the point writes, so that a Set or
 	// Clear can supersede the earlier ones (see record).
 	points   map[string][]int
@@ -270,6 +278,10 @@ func (t *transaction) Commit() *kv.Future[struct{}] {
 	return committed
 }
 
+// errNoCommitVersion is a read-only commit's versionstamp error, one
+// value for all (errors are never modified).
+var errNoCommitVersion = kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp")
+
 // committed is every successful Commit's future: a resolved future is
 // never modified, so one is shared rather than one allocated per commit.
 var committed = kv.Ready(struct{}{}, nil)
@@ -288,7 +300,7 @@ func (t *transaction) commit() error {
 	if len(t.a.muts) == 0 && len(t.a.wconf) == 0 {
 		// Read-only: commits even on a failed DB, whose reads still work.
 		t.a.committed, t.a.version = true, -1
-		t.resolveStamp(kv.Versionstamp{}, kv.Errorf(codeNoCommitVersion, "a read-only transaction has no commit version or versionstamp"))
+		t.resolveStamp(kv.Versionstamp{}, errNoCommitVersion)
 		return nil
 	}
 	if ferr := t.db.fail.get(); ferr != nil {
@@ -307,7 +319,8 @@ func (t *transaction) commit() error {
 			return t.failStamp(kv.Errorf(kv.CodeTransactionTooLarge, "transaction size %d exceeds the limit of %d", sent, t.a.sizeLimit))
 		}
 	}
-	req := &commitReq{muts: t.a.muts, writes: t.a.wconf, size: t.a.size, done: make(chan struct{})}
+	req := t.request()
+	req.muts, req.writes, req.size, req.done = t.a.muts, t.a.wconf, t.a.size, make(chan struct{})
 	if len(t.a.reads) > 0 && !t.a.hasRV {
 		// Only explicit read conflict ranges and no read version yet: get
 		// one now, as FoundationDB's client does before committing.
@@ -320,7 +333,9 @@ func (t *transaction) commit() error {
 	if len(t.a.reads) > 0 {
 		if !t.a.read {
 			// Only explicit read conflict ranges at a version from
-			// SetReadVersion: check it as a read would have.
+			// SetReadVersion: check it as a read would have. (One the
+			// database handed out is readable; if it has aged past five
+			// seconds since, the committer fails it as too old.)
 			if err := t.db.checkReadVersion(t.a.rv); err != nil {
 				return t.failStamp(t.readErr(err))
 			}
@@ -351,6 +366,19 @@ func (t *transaction) commit() error {
 	t.a.committed, t.a.version = true, req.version
 	t.resolveStamp(req.stamp, nil)
 	return nil
+}
+
+// request returns the attempt's commit request, making it (and starting
+// muts, reads and wconf in its inline arrays) on first use.
+func (t *transaction) request() *commitReq {
+	if t.a.req == nil {
+		r := &commitReq{}
+		t.a.req = r
+		t.a.muts = r.inline.muts[:0]
+		t.a.reads = r.inline.reads[:0]
+		t.a.wconf = r.inline.writes[:0]
+	}
+	return t.a.req
 }
 
 // failStamp resolves pending GetVersionstamp futures with

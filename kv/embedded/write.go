@@ -95,8 +95,8 @@ func (t *transaction) record(m mutation) {
 		}
 		t.a.points[k] = append(t.a.points[k], len(t.a.muts))
 	}
-	if t.a.muts == nil {
-		t.a.muts = make([]mutation, 0, 2) // append's first two growths in one
+	if t.a.req == nil {
+		t.request()
 	}
 	t.a.muts = append(t.a.muts, m)
 }
