@@ -49,9 +49,8 @@ type DB struct {
 	opts Options
 	sync *pebble.WriteOptions
 
-	// reqs is unbuffered: a committer blocked in send is exactly a queued
-	// commit, and the committer's non-blocking drain picks them all up.
-	reqs    chan *commitReq
+	// queue holds the commits sent and not yet taken by the committer.
+	queue   commitQueue
 	closing chan struct{} // closed by Close
 	stopped chan struct{} // closed when the committer has exited
 
@@ -271,7 +270,7 @@ func newDB(o Options, base int64, fail *failure) *DB {
 	db := &DB{
 		fail:       fail,
 		opts:       o,
-		reqs:       make(chan *commitReq),
+		queue:      commitQueue{wake: make(chan struct{}, 1)},
 		closing:    make(chan struct{}),
 		stopped:    make(chan struct{}),
 		clockStart: o.Clock(),
@@ -381,6 +380,10 @@ func (db *DB) Close() error {
 		db.closed.Store(true)
 		close(db.closing)
 		<-db.stopped
+		for _, r := range db.queue.close() {
+			r.err = errClosed("commit")
+			close(r.done)
+		}
 		db.mu.Lock()
 		snaps := append(db.mu.snaps, db.mu.dying...)
 		db.mu.snaps, db.mu.dying = nil, nil

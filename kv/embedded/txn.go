@@ -342,18 +342,8 @@ func (t *transaction) commit() error {
 		}
 		req.reads, req.rv = t.a.reads, t.a.rv
 	}
-	timer, stop := t.timeoutTimer()
-	defer stop()
-	select {
-	case t.db.reqs <- req:
-	case <-t.db.closing:
+	if !t.db.queue.send(req) {
 		return t.failStamp(errClosed("commit"))
-	case <-t.cancelCh():
-		return t.failStamp(kv.NewError(kv.CodeTransactionCancelled))
-	case <-t.ctx.Done():
-		return t.failStamp(ctxError(t.ctx.Err()))
-	case <-timer:
-		return t.failStamp(t.timedOut())
 	}
 	if err := t.wait(req.done, false); err != nil {
 		// The commit is queued or in flight and may still land: the
