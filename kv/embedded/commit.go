@@ -32,8 +32,10 @@ type mutation struct {
 }
 
 // commitReq is one transaction handed to the committer. The committer owns
-// it from the send until done is closed; then version, stamp and err are
-// the outcome.
+// it from the send until it sends on done (which has room for that one
+// answer, so a committer that gave up waiting never blocks the committer);
+// then version, stamp and err are the outcome. Answered requests are
+// reused (reqPool).
 type commitReq struct {
 	muts   []mutation
 	reads  []kv.Range
@@ -492,7 +494,7 @@ func (db *DB) failGroup(group []*commitReq, err error, cv int64) {
 
 func (db *DB) finish(group []*commitReq) {
 	for _, r := range group {
-		close(r.done)
+		r.done <- struct{}{} // room for one: never blocks
 	}
 }
 

@@ -382,7 +382,7 @@ func (db *DB) Close() error {
 		<-db.stopped
 		for _, r := range db.queue.close() {
 			r.err = errClosed("commit")
-			close(r.done)
+			r.done <- struct{}{}
 		}
 		db.mu.Lock()
 		snaps := append(db.mu.snaps, db.mu.dying...)

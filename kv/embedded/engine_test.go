@@ -692,7 +692,7 @@ func TestOneGroupResolvesInArrivalOrder(t *testing.T) {
 		r := &commitReq{
 			muts:   []mutation{{kind: mutSet, key: []byte(key), value: []byte("v")}},
 			writes: []kv.Range{kv.SingleKeyRange([]byte(key))},
-			done:   make(chan struct{}),
+			done:   make(chan struct{}, 1), // room for the committer's one answer
 			rv:     rv,
 		}
 		if reads {

@@ -96,8 +96,6 @@ var entryFreeList = btree.NewFreeListG[*entry](btree.DefaultFreeListSize)
 
 func entryLess(a, b *entry) bool { return bytes.Compare(a.key, b.key) < 0 }
 
-func newWriteMap() writeMap { return writeMap{} }
-
 // search returns the position of the first small entry with key >= key and
 // whether it is key.
 func (x *entryIndex) search(key []byte) (int, bool) {

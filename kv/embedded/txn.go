@@ -124,9 +124,14 @@ const (
 )
 
 func newTransaction(db *DB, ctx context.Context) *transaction {
-	t := &transaction{db: db, ctx: ctx}
-	t.reset()
-	return t
+	// reset's state, built in place: reset would zero the attempt a second
+	// time.
+	return &transaction{
+		db: db, ctx: ctx,
+		retryLimit: -1, maxRetryDelay: kv.DefaultMaxRetryDelay, start: time.Now(),
+		cancel: make(chan struct{}),
+		a:      attempt{sizeLimit: kv.DefaultSizeLimit},
+	}
 }
 
 // reset returns t to its freshly created state.
@@ -152,7 +157,7 @@ func (t *transaction) newAttempt() {
 		// cost two allocations per transaction).
 		t.resolveStamp(kv.Versionstamp{}, kv.Errorf(kv.CodeTransactionCancelled, "transaction was reset before its commit ended"))
 	}
-	t.a = attempt{writes: newWriteMap(), sizeLimit: kv.DefaultSizeLimit}
+	t.a = attempt{sizeLimit: kv.DefaultSizeLimit}
 }
 
 func (t *transaction) cancelCh() chan struct{} {
@@ -301,6 +306,9 @@ func (t *transaction) commit() error {
 		// Read-only: commits even on a failed DB, whose reads still work.
 		t.a.committed, t.a.version = true, -1
 		t.resolveStamp(kv.Versionstamp{}, errNoCommitVersion)
+		if t.a.req != nil { // made for read conflict ranges, never sent
+			t.recycle()
+		}
 		return nil
 	}
 	if ferr := t.db.fail.get(); ferr != nil {
@@ -320,7 +328,7 @@ func (t *transaction) commit() error {
 		}
 	}
 	req := t.request()
-	req.muts, req.writes, req.size, req.done = t.a.muts, t.a.wconf, t.a.size, make(chan struct{})
+	req.muts, req.writes, req.size = t.a.muts, t.a.wconf, t.a.size
 	if len(t.a.reads) > 0 && !t.a.hasRV {
 		// Only explicit read conflict ranges and no read version yet: get
 		// one now, as FoundationDB's client does before committing.
@@ -348,21 +356,41 @@ func (t *transaction) commit() error {
 	if err := t.wait(req.done, false); err != nil {
 		// The commit is queued or in flight and may still land: the
 		// maybe-committed outcome FoundationDB gives for a timeout too.
+		// (The committer still holds req: it is not recycled.)
 		return t.failStamp(err)
 	}
-	if req.err != nil {
-		return t.failStamp(req.err)
+	version, stamp, err := req.version, req.stamp, req.err
+	t.recycle()
+	if err != nil {
+		return t.failStamp(err)
 	}
-	t.a.committed, t.a.version = true, req.version
-	t.resolveStamp(req.stamp, nil)
+	t.a.committed, t.a.version = true, version
+	t.resolveStamp(stamp, nil)
 	return nil
+}
+
+// reqPool holds answered commit requests for reuse, each with its done
+// channel emptied by the answer's receipt.
+var reqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan struct{}, 1)} }}
+
+// recycle returns the attempt's commit request, answered and received, to
+// reqPool. Nothing else refers to it by then: the committer let it go with
+// the answer, and what it stored (keys, values, conflict ranges) are
+// slices of their own, not the request's arrays. The attempt forgets its
+// mutations and conflict ranges, which lived in the request: after Commit
+// nothing reads them.
+func (t *transaction) recycle() {
+	r := t.a.req
+	t.a.req, t.a.muts, t.a.reads, t.a.wconf, t.a.points = nil, nil, nil, nil, nil
+	*r = commitReq{done: r.done}
+	reqPool.Put(r)
 }
 
 // request returns the attempt's commit request, making it (and starting
 // muts, reads and wconf in its inline arrays) on first use.
 func (t *transaction) request() *commitReq {
 	if t.a.req == nil {
-		r := &commitReq{}
+		r := reqPool.Get().(*commitReq)
 		t.a.req = r
 		t.a.muts = r.inline.muts[:0]
 		t.a.reads = r.inline.reads[:0]
