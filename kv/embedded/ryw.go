@@ -61,12 +61,12 @@ func (e *entry) resolve(base []byte, basePresent bool) ([]byte, bool) {
 // Keys in a cleared range with no entry are known absent.
 type writeMap struct {
 	keys entryIndex
-	// inline holds the first entries made (newEntry): a write map lives
-	// in its transaction, so a small transaction's entries cost no
-	// allocations of their own. Nothing refers to an entry beyond its
-	// attempt, which discards the write map whole.
-	inline  [2]entry
-	used    int
+	// spare holds places for the first entries made (newEntry): the
+	// attempt's commit request carries a few (transaction.request), so a
+	// small transaction's entries cost no allocations of their own, and
+	// its transaction stays small. Nothing refers to an entry beyond its
+	// attempt, which forgets the write map before the request is reused.
+	spare   []entry
 	cleared []kv.Range
 	// unreadable holds the ranges where a versionstamped key may land:
 	// reads that touch them fail with accessed_unreadable until commit.
@@ -78,8 +78,7 @@ type writeMap struct {
 // keys, and a B-tree cost them three allocations before the first entry
 // (its header, a node, the node's items) and one per lookup (the pivot).
 type entryIndex struct {
-	small []*entry // ascending key, while tree is nil; starts in buf
-	buf   [4]*entry
+	small []*entry // ascending key, while tree is nil
 	tree  *btree.BTreeG[*entry]
 }
 
@@ -141,8 +140,8 @@ func (x *entryIndex) put(e *entry) {
 		x.tree.ReplaceOrInsert(e)
 		return
 	}
-	if x.small == nil {
-		x.small = x.buf[:0]
+	if x.small == nil { // else it starts in the commit request
+		x.small = make([]*entry, 0, 4)
 	}
 	x.small = slices.Insert(x.small, i, e)
 }
@@ -188,13 +187,13 @@ func (x *entryIndex) ascend(fn func(*entry) bool) {
 
 func (w *writeMap) get(key []byte) (*entry, bool) { return w.keys.get(key) }
 
-// newEntry returns e in a place of its own: one of w.inline while they
+// newEntry returns e in a place of its own: one of w.spare while they
 // last.
 func (w *writeMap) newEntry(e entry) *entry {
 	var p *entry
-	if w.used < len(w.inline) {
-		p = &w.inline[w.used]
-		w.used++
+	if len(w.spare) > 0 {
+		p = &w.spare[0]
+		w.spare = w.spare[1:]
 	} else {
 		p = new(entry)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/idemkv/idemkv/kv"
@@ -29,8 +30,11 @@ type transaction struct {
 	backoff kv.Backoff
 
 	// cmu covers cancel, which Cancel may close from any goroutine.
-	cmu    sync.Mutex
-	cancel chan struct{}
+	// isCancelled mirrors it being closed, for live to check on every
+	// operation without the lock.
+	cmu         sync.Mutex
+	cancel      chan struct{}
+	isCancelled atomic.Bool
 
 	a attempt
 }
@@ -144,6 +148,7 @@ func (t *transaction) reset() {
 	t.backoff.Reset()
 	t.cmu.Lock()
 	t.cancel = make(chan struct{})
+	t.isCancelled.Store(false)
 	t.cmu.Unlock()
 	t.newAttempt()
 }
@@ -172,10 +177,8 @@ func (t *transaction) live() error {
 	if t.db.closed.Load() {
 		return errClosed("transaction")
 	}
-	select {
-	case <-t.cancelCh():
+	if t.isCancelled.Load() {
 		return kv.NewError(kv.CodeTransactionCancelled)
-	default:
 	}
 	if err := t.ctx.Err(); err != nil {
 		return ctxError(err)
@@ -377,11 +380,12 @@ var reqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan stru
 // reqPool. Nothing else refers to it by then: the committer let it go with
 // the answer, and what it stored (keys, values, conflict ranges) are
 // slices of their own, not the request's arrays. The attempt forgets its
-// mutations and conflict ranges, which lived in the request: after Commit
-// nothing reads them.
+// mutations, conflict ranges and write map, which lived in the request:
+// after Commit nothing reads them (reads fail with used_during_commit).
 func (t *transaction) recycle() {
 	r := t.a.req
 	t.a.req, t.a.muts, t.a.reads, t.a.wconf, t.a.points = nil, nil, nil, nil, nil
+	t.a.writes = writeMap{}
 	*r = commitReq{done: r.done}
 	reqPool.Put(r)
 }
@@ -395,6 +399,10 @@ func (t *transaction) request() *commitReq {
 		t.a.muts = r.inline.muts[:0]
 		t.a.reads = r.inline.reads[:0]
 		t.a.wconf = r.inline.writes[:0]
+		if t.a.writes.keys.small == nil && t.a.writes.keys.tree == nil {
+			t.a.writes.keys.small = r.inline.index[:0]
+		}
+		t.a.writes.spare = r.inline.entries[:]
 	}
 	return t.a.req
 }
@@ -483,14 +491,7 @@ func (t *transaction) Reset() { t.reset() }
 
 // cancelled reports whether Cancel (or a refused OnError) has cancelled
 // the transaction.
-func (t *transaction) cancelled() bool {
-	select {
-	case <-t.cancelCh():
-		return true
-	default:
-		return false
-	}
-}
+func (t *transaction) cancelled() bool { return t.isCancelled.Load() }
 
 func (t *transaction) Cancel() {
 	t.cmu.Lock()
@@ -498,6 +499,7 @@ func (t *transaction) Cancel() {
 	select {
 	case <-t.cancel:
 	default:
+		t.isCancelled.Store(true)
 		close(t.cancel)
 	}
 }
