@@ -54,6 +54,9 @@ type memStore struct {
 	cv      int64
 	seq     int32 // order of the group's writes and range deletions
 	touched []*memNode
+	// slab is what is left of the block the next versions are cut from
+	// (newVersion).
+	slab []memVersion
 	// clearLimit is how many present keys a range clear deletes one by
 	// one before it records a range deletion instead (pointClearLimit;
 	// tests lower it).
@@ -298,6 +301,25 @@ func (s *memStore) node(key []byte) *memNode {
 	return n
 }
 
+// versionSlab is how many versions newVersion cuts from one allocation.
+const versionSlab = 64
+
+// newVersion returns a zero version, cut from a block of versionSlab: a
+// key overwritten in every commit (a counter, a marker slot) gets a
+// version per write, and one allocation for 64 of them cost less than 64.
+// A block stays allocated while any of its versions is reachable; most
+// are dropped within five seconds (age), and age moves the ones kept
+// longer — the newest version of a key no longer written — out to
+// allocations of their own, so a long-lived key never holds a block.
+func (s *memStore) newVersion() *memVersion {
+	if len(s.slab) == 0 {
+		s.slab = make([]memVersion, versionSlab)
+	}
+	mv := &s.slab[0]
+	s.slab = s.slab[1:]
+	return mv
+}
+
 func (s *memStore) randomHeight() int {
 	s.rnd ^= s.rnd << 13
 	s.rnd ^= s.rnd >> 7
@@ -311,7 +333,8 @@ func (s *memStore) randomHeight() int {
 // of the key in the same group replaces the first.
 func (s *memStore) write(n *memNode, value []byte, present bool) {
 	s.seq++
-	mv := &memVersion{version: s.cv, seq: s.seq, present: present, value: value}
+	mv := s.newVersion()
+	mv.version, mv.seq, mv.present, mv.value = s.cv, s.seq, present, value
 	head := n.versions.Load()
 	if head != nil && head.version == s.cv {
 		head = head.older.Load()
@@ -434,10 +457,18 @@ func (s *memStore) age(floor int64) {
 		for range g.writes {
 			w := s.writes.pop()
 			w.mv.older.Store(nil)
-			if !w.mv.present && w.n.versions.Load() == w.mv {
+			if w.n.versions.Load() != w.mv {
+				continue // a newer version drops this one when it ages
+			}
+			if !w.mv.present {
 				w.n.versions.Store(nil)
 				s.unlink(w.n)
+				continue
 			}
+			// The key's only version now, kept until it is written
+			// again: out of its block (see newVersion). A reader that
+			// loaded the old one reads the same fields.
+			w.n.versions.Store(&memVersion{version: w.mv.version, seq: w.mv.seq, present: true, value: w.mv.value})
 		}
 	}
 	// Range deletions at or below the floor: drop what each hides, then

@@ -230,3 +230,67 @@ func BenchmarkMemStoreSet(b *testing.B) {
 		})
 	}
 }
+
+// TestMemStoreAgingMovesKeptVersionsOut checks what newVersion's blocks
+// rely on: once a group ages, the version of a key it wrote that is still
+// the key's newest moves to an allocation of its own (same version and
+// value), while a version a later write superseded is dropped, not moved.
+func TestMemStoreAgingMovesKeptVersionsOut(t *testing.T) {
+	s := newMemStore()
+	s.begin(1)
+	s.set([]byte("once"), []byte("v1"))
+	s.set([]byte("hot"), []byte("h1"))
+	s.commit()
+	once := s.seekGE([]byte("once"), nil)
+	hot := s.seekGE([]byte("hot"), nil)
+	before := once.versions.Load()
+	for cv := int64(2); cv <= 10; cv++ {
+		s.begin(cv)
+		s.set([]byte("hot"), fmt.Appendf(nil, "h%d", cv))
+		s.commit()
+	}
+	hotHead := hot.versions.Load()
+	s.age(5)
+	after := once.versions.Load()
+	if after == before {
+		t.Fatal("the aged, still newest version of a key written once stayed in its block")
+	}
+	if after.version != 1 || !after.present || string(after.value) != "v1" || after.older.Load() != nil {
+		t.Fatalf("moved version = {%d %v %q older %v}, want {1 true \"v1\" nil}", after.version, after.present, after.value, after.older.Load())
+	}
+	if hot.versions.Load() != hotHead {
+		t.Fatal("a key's version newer than the floor was moved")
+	}
+	// hot keeps its versions above the floor and the newest at or below it.
+	var got []int64
+	for mv := hot.versions.Load(); mv != nil; mv = mv.older.Load() {
+		got = append(got, mv.version)
+	}
+	if want := []int64{10, 9, 8, 7, 6, 5}; !slices.Equal(got, want) {
+		t.Fatalf("hot's versions after aging to 5: %v, want %v", got, want)
+	}
+	if v, ok, err := s.get([]byte("once"), 10); err != nil || !ok || string(v) != "v1" {
+		t.Fatalf("get once = %q %v %v", v, ok, err)
+	}
+}
+
+// BenchmarkMemStoreOverwrite times the committer's overwrite of one of
+// 16 marker-sized slot keys per group (what marker slots send the store),
+// aging as it goes with a window of groups in it: the per-version cost.
+func BenchmarkMemStoreOverwrite(b *testing.B) {
+	const window = 100_000
+	s := newMemStore()
+	var keys [16][]byte
+	for i := range keys {
+		keys[i] = fmt.Appendf([]byte("\xfdbench/"), "%c%016x%016x", byte(i), i, uint64(i)*0x9e3779b97f4a7c15)
+	}
+	val := []byte{3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	b.ReportAllocs()
+	for i := range b.N {
+		v := int64(i + 1)
+		s.begin(v)
+		s.set(keys[i%len(keys)], val)
+		s.commit()
+		s.age(v - window)
+	}
+}
