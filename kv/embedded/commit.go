@@ -58,6 +58,7 @@ type commitReq struct {
 		writes  [2]kv.Range
 		entries [2]entry
 		index   [4]*entry
+		arena   [160]byte // read conflict ranges' bytes (readCopy)
 	}
 }
 
@@ -595,10 +596,18 @@ func applyMutations(w groupWriter, muts []mutation, stamp kv.Versionstamp) (stam
 
 func applyAtomic(w groupWriter, m mutation, stamp kv.Versionstamp) error {
 	if m.op == kv.SetVersionstampedValue {
-		v, err := kv.PlaceVersionstamp(m.value, stamp)
+		// The stamp goes into the parameter itself, which becomes the
+		// value: it is the transaction's own copy (Atomic made it), and
+		// nothing reads it again once applied (reads of the key fail
+		// until commit, and a failed attempt's mutations are never
+		// replayed), so a copy per stamped value (kv.PlaceVersionstamp)
+		// bought nothing.
+		off, err := kv.VersionstampOffset(m.value)
 		if err != nil {
 			return err
 		}
+		v := m.value[:len(m.value)-4]
+		copy(v[off:], stamp[:])
 		return w.set(m.key, v)
 	}
 	cur, present, err := w.get(m.key)

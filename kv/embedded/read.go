@@ -69,7 +69,7 @@ func (t *transaction) get(key []byte, snapshot bool) *kv.Future[[]byte] {
 		// No key this long can exist (FoundationDB answers absent too).
 		return kv.Ready[[]byte](nil, nil)
 	}
-	if t.a.writes.touchesUnreadable(kv.SingleKeyRange(key)) {
+	if len(t.a.writes.unreadable) > 0 && t.a.writes.touchesUnreadable(kv.SingleKeyRange(key)) {
 		return kv.Failed[[]byte](kv.Errorf(kv.CodeAccessedUnreadable, "key %q is where a SetVersionstampedKey of this transaction may land", trunc(key)))
 	}
 	e, ok := t.a.writes.get(key)
@@ -94,7 +94,7 @@ func (t *transaction) get(key []byte, snapshot bool) *kv.Future[[]byte] {
 		v, present = e.resolve(v, present)
 	}
 	if !snapshot {
-		t.addRead(kv.SingleKeyRange(clone(key, true)))
+		t.addRead(t.readCopy(key, nil))
 	}
 	return kv.Ready(clone(v, present), nil)
 }
@@ -242,6 +242,36 @@ func clone(v []byte, present bool) []byte {
 	return append([]byte{}, v...)
 }
 
+// readCopy copies a read conflict range's bounds (end nil: the single key
+// begin) into the attempt's read arena, which its commit request carries,
+// while it has room, else into one allocation. Read conflict ranges are
+// only read by the committer's check, never kept, so the arena is reused
+// with the request.
+func (t *transaction) readCopy(begin, end []byte) kv.Range {
+	if t.a.req == nil {
+		t.request()
+	}
+	b, e := len(begin), len(end)
+	if end == nil {
+		e = b + 1
+	}
+	var buf []byte
+	if a := t.a.arena; cap(a)-len(a) >= b+e {
+		buf = a[len(a) : len(a)+b+e]
+		t.a.arena = a[:len(a)+b+e]
+	} else {
+		buf = make([]byte, b+e)
+	}
+	copy(buf, begin)
+	if end == nil {
+		copy(buf[b:], begin)
+		buf[b+b] = 0
+	} else {
+		copy(buf[b:], end)
+	}
+	return kv.Range{Begin: buf[:b:b], End: buf[b : b+e : b+e]}
+}
+
 // cloneRange copies r's bounds into one allocation, each capacity-limited.
 func cloneRange(r kv.Range) kv.Range {
 	b, e := len(r.Begin), len(r.End)
@@ -338,7 +368,7 @@ func (t *transaction) AddReadConflictRange(r kv.Range) error {
 		return err
 	}
 	if !r.Empty() {
-		t.addRead(cloneRange(r))
+		t.addRead(t.readCopy(r.Begin, r.End))
 	}
 	return nil
 }

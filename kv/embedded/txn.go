@@ -60,8 +60,10 @@ type attempt struct {
 	// sends it. The committer owns it from the send on, and the attempt is
 	// discarded before anything is written again, so the arrays are never
 	// modified under the committer.
-	req  *commitReq
-	muts []mutation
+	req *commitReq
+	// arena is the room left in req's read arena (readCopy).
+	arena []byte
+	muts  []mutation
 	// points indexes muts by key for the point writes, so that a Set or
 	// Clear can supersede the earlier ones (see record).
 	points   map[string][]int
@@ -384,7 +386,7 @@ var reqPool = sync.Pool{New: func() any { return &commitReq{done: make(chan stru
 // after Commit nothing reads them (reads fail with used_during_commit).
 func (t *transaction) recycle() {
 	r := t.a.req
-	t.a.req, t.a.muts, t.a.reads, t.a.wconf, t.a.points = nil, nil, nil, nil, nil
+	t.a.req, t.a.muts, t.a.reads, t.a.wconf, t.a.points, t.a.arena = nil, nil, nil, nil, nil, nil
 	t.a.writes = writeMap{}
 	*r = commitReq{done: r.done}
 	reqPool.Put(r)
@@ -399,6 +401,7 @@ func (t *transaction) request() *commitReq {
 		t.a.muts = r.inline.muts[:0]
 		t.a.reads = r.inline.reads[:0]
 		t.a.wconf = r.inline.writes[:0]
+		t.a.arena = r.inline.arena[:0]
 		if t.a.writes.keys.small == nil && t.a.writes.keys.tree == nil {
 			t.a.writes.keys.small = r.inline.index[:0]
 		}
