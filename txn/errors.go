@@ -19,6 +19,12 @@ var (
 	ErrInvalidID = errors.New("txn: not a transaction ID of these options")
 	// ErrOutcomeLost matches *OutcomeLostError.
 	ErrOutcomeLost = errors.New("txn: transaction outcome lost: its marker may have been removed by the janitor")
+	// ErrSlotTaken is returned by a call that found, before its first
+	// commit, a sequence in its marker slot that its pool has not issued:
+	// another writer wrote the slot (a Resolve of an ID no call has
+	// returned, or another process with the same owner). The call has
+	// committed nothing; the slot is never used again.
+	ErrSlotTaken = errors.New("txn: the call's marker slot holds a sequence its pool has not issued")
 	// ErrUnknownResult matches *UnknownResultError.
 	ErrUnknownResult = errors.New("txn: transaction outcome unknown")
 )

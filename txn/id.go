@@ -2,7 +2,6 @@ package txn
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"strconv"
@@ -61,23 +60,6 @@ const (
 	// attempts count from 1, so no attempt ever wrote it.
 	tombstoneAttempt = 0
 )
-
-// newID draws the random part and the shard of a call's ID; the version is
-// set by the call's first attempt.
-func newID(shards int) (ID, error) {
-	// A random (version 4) UUID, as uuid.NewRandom makes it, read straight
-	// into the ID: uuid.NewRandom reads through an io.Reader, which costs an
-	// allocation per call.
-	var id ID
-	if _, err := rand.Read(id.Rand[:]); err != nil {
-		return ID{}, fmt.Errorf("txn: cannot make a transaction ID: %w", err)
-	}
-	id.Rand[6] = id.Rand[6]&0x0f | 0x40 // version 4
-	id.Rand[8] = id.Rand[8]&0x3f | 0x80 // variant RFC 4122
-	// The shard comes from random bits, so markers spread evenly.
-	id.Shard = uint8(int(id.Rand[15]) % shards)
-	return id, nil
-}
 
 // IsZero reports whether id is the zero ID, which no call has.
 func (id ID) IsZero() bool { return id == ID{} }

@@ -26,9 +26,9 @@ const (
 	// and 0xff is reserved for the prefix's metadata (the watermark). The
 	// janitor sweeps all of them.
 	MaxShards = 255
-	// maxPrefixLen leaves room for the shard, version and ID under
-	// kv.MaxKeySize.
-	maxPrefixLen = kv.MaxKeySize - markerSuffixLen
+	// maxPrefixLen leaves room for a slot's (and a legacy marker's) suffix
+	// under kv.MaxKeySize.
+	maxPrefixLen = kv.MaxKeySize - max(slotSuffixLen, markerSuffixLen)
 )
 
 // Options configures Transact and Resolve. A nil *Options means all
@@ -37,14 +37,16 @@ const (
 type Options struct {
 	// Prefix is the key prefix of the markers and their metadata. Default
 	// DefaultPrefix. It must not be empty, must not begin with 0xff (the
-	// system keyspace) and must leave room for a marker under kv.MaxKeySize.
+	// system keyspace) and must leave room for a marker slot under
+	// kv.MaxKeySize.
 	Prefix []byte
-	// Shards spreads markers over this many key ranges so that concurrent
-	// commits do not all write to the end of one range (a FoundationDB hot
-	// spot). 1 to MaxShards; default DefaultShards. The shard is part of
-	// each call's ID, so changing Shards later, or using different values
-	// in different processes, is safe: Resolve takes the shard from the ID,
-	// and the janitor sweeps every shard.
+	// Shards has no effect: calls write marker slots, not the fresh
+	// per-call markers that earlier versions spread over this many shards
+	// (legacy IDs carry their shard, so Resolve and the janitor never
+	// needed it). It is still checked, 0 or 1 to MaxShards, for callers
+	// that set it.
+	//
+	// Deprecated: leave it zero.
 	Shards int
 	// ResolveWindow is how long a call's marker slot stays reserved after
 	// the call returned *UnknownResultError, so that Resolve of its ID can
@@ -75,7 +77,7 @@ type Options struct {
 
 // Stats is what one call did, reported to Options.Observe.
 type Stats struct {
-	ID ID // zero if the call ended before its first read version
+	ID ID // the call's slot ID; zero if the call ended before it had one
 	// Attempts is the number of FoundationDB transactions the call ran.
 	Attempts int
 	// Ambiguous is the number of maybe-committed errors seen
@@ -138,7 +140,7 @@ func (o *Options) config() (config, error) {
 }
 
 // prefixKeys are what a call derives from its prefix alone: the prefix as a
-// string (the sentinel cache's key), a private copy of its bytes (so that a
+// string (the slot pool registry's key), a private copy of its bytes (so that a
 // caller changing Options.Prefix during a call changes nothing) and the
 // watermark key. They are made once per prefix and process and shared,
 // read-only, by every call with that prefix: a call costs no allocation

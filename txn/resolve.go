@@ -30,29 +30,32 @@ func (o Outcome) String() string {
 	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
-// Resolve settles the outcome of the call that id names — typically the ID
-// of an *UnknownResultError from a call that timed out. It fences the ID: it
-// reads the marker and, in the same transaction, writes a tombstone if none
-// is committed, so an attempt still in flight conflicts and can never commit
-// afterwards. The answer is therefore final: Committed or NotCommitted. If
-// the marker may have been removed — the janitor's watermark has passed the
-// ID's version, or a range clear removed the shard's sentinel — the outcome
-// can no longer be learned and Resolve returns *OutcomeLostError; to avoid
-// that, resolve within the janitor's minimum age, and never clear the
-// marker prefix.
+// Resolve settles the outcome of the call that id names — the ID of an
+// *UnknownResultError from a call that timed out. It fences the ID: it reads
+// the call's slot and, in the same transaction, writes a tombstone unless
+// an attempt of the call committed, so an attempt still in flight
+// conflicts and can never commit afterwards. The answer is therefore final:
+// Committed or NotCommitted. If the slot was removed (the janitor's minimum
+// age passed, or a range clear over the prefix) or reused by a later call
+// (the call's resolve window, Options.ResolveWindow, passed), the outcome
+// can no longer be learned and Resolve returns *OutcomeLostError: resolve
+// within both, and never clear the marker prefix. A call that returned a
+// definite answer gives its slot back at once, so Resolve of its ID may
+// find it reused. Legacy IDs (of calls made by earlier versions of this
+// package) are resolved against their markers (see the package doc).
 //
 // Resolve retries its own failures, maybe-committed and timed-out commits
 // included (it is idempotent), until it has an answer, the retry limit of
 // opts is reached, opts' Timeout passes or ctx ends; then it returns
 // *UnknownResultError for the same ID, which says to call it again.
 //
-// opts must have the Prefix of the call; Shards does not matter (the shard
-// is the ID's). Resolve may be called any number of times for the same ID
-// and always gives the same answer (until the janitor removes the marker).
-// It is meant for calls that have returned: a fence stops the attempts it
-// conflicts with — those in flight — but an attempt that a still-running
-// call starts after the fence, before that call has seen an ambiguous
-// commit, does not read the marker and may commit over the tombstone.
+// opts must have the Prefix of the call. Resolve may be called any number
+// of times for the same ID and gives the same answer until the slot is
+// reused or removed. It is meant for calls that have returned: a fence
+// stops the attempts it conflicts with — those in flight — but an attempt
+// that a still-running call starts after the fence, before that call has
+// seen an ambiguous commit, does not read the slot and may commit over the
+// tombstone.
 func Resolve(ctx context.Context, db kv.Database, id ID, opts *Options) (Outcome, error) {
 	o, _, err := ResolveCommit(ctx, db, id, opts)
 	return o, err
@@ -94,29 +97,11 @@ func ResolveCommit(ctx context.Context, db kv.Database, id ID, opts *Options) (O
 		}
 		return o, Commit{ID: id, Attempt: st.Attempt, Versionstamp: st.Stamp}, nil
 	}
-	o, m, err := fence(ctx, tr, db, &c, id, MarkerKey(c.prefix, id))
+	o, m, err := fence(ctx, tr, &c, id, MarkerKey(c.prefix, id))
 	if err != nil || o != Committed {
 		return o, Commit{}, err
 	}
 	return o, Commit{ID: id, Attempt: m.attempt, Versionstamp: m.stamp}, nil
-}
-
-// fence learns id's outcome and, unless an attempt committed, commits a
-// tombstone so that none ever can. It returns the committed attempt's marker
-// with Committed. fence is idempotent, so it retries everything retryable,
-// maybe-committed and timed-out commits included, within c's retry limit;
-// past it, or once ctx ends, it returns *UnknownResultError.
-func fence(ctx context.Context, tr kv.Transaction, db kv.Database, c *config, id ID, key []byte) (Outcome, marker, error) {
-	var o Outcome
-	var m marker
-	err := retryIdempotent(ctx, tr, c, func() (err error) {
-		o, m, err = fenceOnce(tr, db, c, id, key)
-		return err
-	})
-	if err != nil && isKVError(err) && !errors.Is(err, ErrUnknownResult) {
-		return 0, m, &UnknownResultError{ID: id, Err: err}
-	}
-	return o, m, err
 }
 
 // retryIdempotent runs fn, an idempotent transaction on tr, until it
@@ -160,43 +145,6 @@ func retryIdempotent(ctx context.Context, tr kv.Transaction, c *config, fn func(
 			}
 		}
 	}
-}
-
-func fenceOnce(tr kv.Transaction, db kv.Database, c *config, id ID, key []byte) (Outcome, marker, error) {
-	var m marker
-	rv, err := tr.GetReadVersion().Get()
-	if err != nil {
-		return 0, m, err
-	}
-	if id.Version > rv {
-		return 0, m, fmt.Errorf("%w: %v has version %d, after the database's current version %d", ErrInvalidID, id, id.Version, rv)
-	}
-	val, err := tr.Get(key).Get()
-	if err != nil {
-		return 0, m, err
-	}
-	if val != nil {
-		if m, err = decodeMarker(val); err != nil {
-			return 0, m, err
-		}
-		if m.attempt != tombstoneAttempt {
-			return Committed, m, nil
-		}
-		// A tombstone, read at rv: an attempt in flight may still land
-		// after rv. Writing the tombstone again makes this commit conflict
-		// with any that does, and any that has not yet landed conflict with
-		// this one.
-	} else if err := checkAbsent(tr, db, c, id); err != nil {
-		return 0, m, err
-	}
-	// The read of the marker above is a conflict range: an attempt that
-	// commits the marker after this read version makes this commit fail,
-	// and this commit makes any such attempt fail.
-	tr.Atomic(kv.SetVersionstampedValue, key, markerParam(tombstoneAttempt))
-	if err := tr.Commit().Err(); err != nil {
-		return 0, m, err
-	}
-	return NotCommitted, m, nil
 }
 
 // fenceSlot is fence for a slot ID: it learns id's outcome from its slot,

@@ -1,8 +1,9 @@
 package txn_test
 
 import (
-	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"sync"
 
 	"github.com/idemkv/idemkv/kv"
@@ -39,7 +40,7 @@ type scriptDB struct {
 	after func(n int)
 
 	mu      sync.Mutex
-	marker  []byte // the last marker key written through the db
+	marker  txn.ID // the ID of the last slot write of an attempt through the db
 	n       int
 	held    []kv.Transaction
 	landed  []error // results of held commits, in release order
@@ -78,40 +79,49 @@ type scriptTx struct {
 	kv.Transaction
 	db  *scriptDB
 	ctx context.Context
-	// sentinel reports that the transaction creates a shard's sentinel:
-	// such commits pass through unnumbered, so that plans number the
-	// commits of attempts and fences alike on fresh and used databases.
-	sentinel bool
+	// refresh reports that the transaction refreshes (or creates) a call's
+	// marker slot: such commits pass through unnumbered, so that plans
+	// number the commits of attempts and fences alike on fresh and used
+	// databases.
+	refresh bool
 }
 
-// Atomic records the marker a call writes (a versionstamped value, which
+// Atomic records the slot an attempt writes (a versionstamped value, which
 // its own transaction cannot read back), for lastMarker.
 func (t *scriptTx) Atomic(op kv.MutationType, key, param []byte) {
-	if op == kv.SetVersionstampedValue && len(key) == len(txn.DefaultPrefix)+1 && bytes.HasPrefix(key, txn.DefaultPrefix) {
-		t.sentinel = true
-	}
-	if op == kv.SetVersionstampedValue && len(key) == len(txn.DefaultPrefix)+1+8+16 && bytes.HasPrefix(key, txn.DefaultPrefix) {
-		t.db.mu.Lock()
-		t.db.marker = bytes.Clone(key)
-		t.db.mu.Unlock()
+	if owner, slot, err := txn.ParseSlotKey(txn.DefaultPrefix, key); err == nil && op == kv.SetVersionstampedValue && len(param) == 1+8+4+10+4 {
+		seq, attempt := binary.BigEndian.Uint64(param[1:9]), binary.BigEndian.Uint32(param[9:13])
+		switch attempt {
+		case txn.SlotRefreshed:
+			t.refresh = true
+		case txn.SlotTombstone:
+		default:
+			t.db.mu.Lock()
+			t.db.marker = txn.ID{Owner: owner, Slot: slot, Seq: seq}
+			t.db.mu.Unlock()
+		}
 	}
 	t.Transaction.Atomic(op, key, param)
 }
 
-// lastMarker returns the ID of the last marker written through db.
+// lastMarker returns the ID of the call whose attempt last wrote its slot
+// through db.
 func (db *scriptDB) lastMarker() (txn.ID, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return txn.ParseMarkerKey(txn.DefaultPrefix, db.marker)
+	if db.marker.IsZero() {
+		return txn.ID{}, errors.New("no attempt has written a slot through the database")
+	}
+	return db.marker, nil
 }
 
 func (t *scriptTx) Reset() {
-	t.sentinel = false
+	t.refresh = false
 	t.Transaction.Reset()
 }
 
 func (t *scriptTx) OnError(err error) error {
-	t.sentinel = false
+	t.refresh = false
 	if c, ok := kv.ErrorCode(err); ok {
 		t.db.mu.Lock()
 		t.db.onError = append(t.db.onError, c)
@@ -121,8 +131,8 @@ func (t *scriptTx) OnError(err error) error {
 }
 
 func (t *scriptTx) Commit() *kv.Future[struct{}] {
-	if t.sentinel {
-		t.sentinel = false
+	if t.refresh {
+		t.refresh = false
 		return t.Transaction.Commit()
 	}
 	t.db.mu.Lock()

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 
@@ -115,4 +116,58 @@ func appendSlotParam(b []byte, seq uint64, attempt uint32) []byte {
 	b = binary.BigEndian.AppendUint32(b, attempt)
 	b = append(b, make([]byte, len(kv.Versionstamp{}))...)
 	return binary.LittleEndian.AppendUint32(b, 1+8+4)
+}
+
+// refreshSlot rewrites a slot before the first commit of the call with
+// sequence seq, in a transaction of its own: the value of the call before
+// it (seq-1), attempt SlotRefreshed, a new versionstamp, which it returns.
+// It reads the slot first, and that read is a conflict range: a refresh
+// still in flight after its call ended (its commit's outcome unknown) can
+// therefore never land after a later write of the slot — every such write
+// comes after this read version — and so never overwrites a later call's
+// commit. A slot found present and recent (written no more than
+// kv.MaxTransactionLifeVersions before the read version, as the refresh of
+// an earlier try that landed after all) is left as it is, so a
+// maybe-committed error is simply retried. A slot holding seq or a later
+// sequence was written by someone else: ErrSlotTaken.
+func refreshSlot(ctx context.Context, db kv.Database, c *config, key []byte, seq uint64) (kv.Versionstamp, error) {
+	var stamp kv.Versionstamp
+	tr, err := db.CreateTransaction(ctx)
+	if err != nil {
+		return stamp, err
+	}
+	defer tr.Cancel()
+	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
+		return stamp, err
+	}
+	err = retryIdempotent(ctx, tr, c, func() error {
+		val, err := tr.Get(key).Get()
+		if err != nil {
+			return err
+		}
+		if val != nil {
+			st, err := DecodeSlot(val)
+			if err != nil {
+				return err
+			}
+			if st.Seq >= seq {
+				return fmt.Errorf("%w: slot %x holds sequence %d, its next call's is %d", ErrSlotTaken, key, st.Seq, seq)
+			}
+			rv, err := tr.GetReadVersion().Get()
+			if err != nil {
+				return err
+			}
+			if st.Stamp.Version() >= rv-kv.MaxTransactionLifeVersions {
+				stamp = st.Stamp
+				return nil
+			}
+		}
+		tr.Atomic(kv.SetVersionstampedValue, key, slotParam(seq-1, SlotRefreshed))
+		if err := tr.Commit().Err(); err != nil {
+			return err
+		}
+		stamp, err = tr.GetVersionstamp().Get()
+		return err
+	})
+	return stamp, err
 }

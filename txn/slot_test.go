@@ -149,3 +149,19 @@ func dumpPrefix(t *testing.T, db kv.Database) []kv.KeyValue {
 	}
 	return kvs
 }
+
+// The longest prefix Options allow leaves room for a slot key within
+// FoundationDB's key limit, and calls with it commit; one byte more is
+// refused up front.
+func TestLongestPrefix(t *testing.T) {
+	db := openMem(t)
+	prefix := append([]byte{0xfd}, make([]byte, kv.MaxKeySize-len(txn.SlotKey(nil, uuid.Nil, 0))-1)...)
+	runs := 0
+	if _, err := txn.Transact(context.Background(), db, incr([]byte("c"), &runs), &txn.Options{Prefix: prefix}); err != nil {
+		t.Fatalf("the longest prefix: %v", err)
+	}
+	_, err := txn.Transact(context.Background(), db, incr([]byte("c"), &runs), &txn.Options{Prefix: append(prefix, 0)})
+	if !errors.Is(err, txn.ErrInvalidOptions) || runs != 1 {
+		t.Fatalf("a prefix one byte longer: %v after %d runs; want ErrInvalidOptions before any run", err, runs)
+	}
+}

@@ -21,11 +21,12 @@ var ErrFenced = errors.New("txn: transaction ID was fenced by Resolve while the 
 // Transact runs fn in a retry loop over db and makes its effect happen
 // exactly once, or not at all with an error that says so.
 //
-// Every attempt writes the call's marker, after fn, and adds a read
+// Every attempt writes the call's marker slot, after fn, and adds a read
 // conflict on it, so no two attempts of one call can both commit. After a
 // maybe-committed error (commit_unknown_result, cluster_version_changed),
-// each later attempt first reads the marker: present means an earlier
-// attempt committed, and its result is returned without running fn again.
+// each later attempt first reads the slot: the call's own sequence means an
+// earlier attempt committed, and its result is returned without running fn
+// again (see the package doc).
 // transaction_timed_out is never retried: the call returns
 // *UnknownResultError with the ID, for Resolve. Other retryable errors go
 // through the transaction's OnError.
@@ -54,7 +55,7 @@ type Commit struct {
 	// Versionstamp is the committing transaction's versionstamp: what
 	// tr.GetVersionstamp() inside fn would have given, had the call not
 	// lost that attempt's answer. Its Version is the commit version. It is
-	// zero only for a marker written by an earlier version of this package.
+	// zero only for a legacy marker of format 1.
 	Versionstamp kv.Versionstamp
 }
 
@@ -62,7 +63,7 @@ type Commit struct {
 func (c Commit) Version() int64 { return c.Versionstamp.Version() }
 
 // TransactCommit is Transact, and also returns the Commit of the attempt
-// that committed — found from its marker when that attempt's answer was
+// that committed — found from its slot when that attempt's answer was
 // lost, so the versionstamp and commit version are known after every
 // success. A versionstamp future that fn takes from its transaction fails
 // when the attempt that took it is not the one whose answer the call
@@ -70,7 +71,6 @@ func (c Commit) Version() int64 { return c.Versionstamp.Version() }
 func TransactCommit[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction) (T, error), opts *Options) (T, Commit, error) {
 	return transact(ctx, db, fn, opts, true)
 }
-
 func transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction) (T, error), opts *Options, wantCommit bool) (T, Commit, error) {
 	var zero T
 	c, err := opts.config()
@@ -90,9 +90,7 @@ func transact[T any](ctx context.Context, db kv.Database, fn func(kv.Transaction
 	}
 	v, err := r.run()
 	if c.observe != nil {
-		if r.mbuf != nil {
-			r.stats.ID = r.id // dated: the call got its first read version
-		}
+		r.stats.ID = r.id
 		r.stats.Duration = time.Since(start)
 		r.stats.Err = err
 		c.observe(r.stats)
@@ -111,18 +109,17 @@ type runner[T any] struct {
 	db         kv.Database
 	wantCommit bool
 
-	id ID
-	// mbuf holds the marker key, its conflict range's end and the first
-	// attempt's marker parameter (key, keyRange, firstParam); nil until
-	// the first read version dates the ID.
-	mbuf []byte
-	// sentinelChecked: an attempt found the shard's sentinel no newer than
-	// the ID's version. No commit is sent before.
-	sentinelChecked bool
-	deadline        time.Time
-	backoff         kv.Backoff
-	guard           guarded // what fn is given: the transaction, refusing control
-	ambiguous       bool    // some commit of this call may have been applied
+	pool *slotPool
+	slot *slot // held for the whole call
+	id   ID
+	// checked: the slot is known present and recent enough for the call's
+	// first commit (see "Liveness" in the package doc). No commit is sent
+	// before.
+	checked   bool
+	deadline  time.Time
+	backoff   kv.Backoff
+	guard     guarded // what fn is given: the transaction, refusing control
+	ambiguous bool    // some commit of this call may have been applied
 	// results holds what fn returned in each attempt whose commit may have
 	// been applied, keyed by attempt number, so that the attempt found
 	// committed can have its result returned.
@@ -131,7 +128,12 @@ type runner[T any] struct {
 	stats   Stats
 }
 
-func (r *runner[T]) run() (T, error) {
+// errRefreshed ends an attempt that refreshed the call's slot before its
+// commit: the refresh wrote the key this attempt read (its conflict
+// range), so the attempt is run again, at once.
+var errRefreshed = errors.New("txn: slot refreshed; attempt again")
+
+func (r *runner[T]) run() (v T, err error) {
 	var zero T
 	if err := r.ctx.Err(); err != nil {
 		return zero, ctxError(r.ctx)
@@ -139,11 +141,19 @@ func (r *runner[T]) run() (T, error) {
 	if r.cfg.timeout > 0 {
 		r.deadline = time.Now().Add(r.cfg.timeout)
 	}
-	id, err := newID(r.cfg.shards)
-	if err != nil {
+	if r.pool, err = poolFor(r.db, &r.cfg); err != nil {
 		return zero, err
 	}
-	r.id = id
+	r.slot = r.pool.acquire(time.Now())
+	r.id = ID{Owner: r.pool.owner, Slot: r.slot.index, Seq: r.slot.seq}
+	defer func() {
+		// A call whose outcome is unknown keeps its slot for Resolve.
+		var pinUntil time.Time
+		if errors.Is(err, ErrUnknownResult) {
+			pinUntil = time.Now().Add(r.cfg.resolveWindow)
+		}
+		r.pool.release(r.slot, pinUntil)
+	}()
 	tr, err := r.db.CreateTransaction(r.ctx)
 	if err != nil {
 		return zero, err
@@ -167,52 +177,35 @@ func (r *runner[T]) run() (T, error) {
 // (v, err); otherwise err is the attempt's failure, for retry to classify.
 func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err error) {
 	// Every attempt fixes its read version now, not lazily at commit: the
-	// marker's read conflict must cover everything committed since the
+	// slot's read conflict must cover everything committed since the
 	// attempt began, so that a Resolve (or a later attempt) that commits
 	// while this one is still in flight makes it conflict.
-	grv := tr.GetReadVersion()
-	if r.mbuf == nil {
-		// The call's first attempt: its read version dates the ID.
-		rv, err := grv.Get()
-		if err != nil {
+	rv, err := tr.GetReadVersion().Get()
+	if err != nil {
+		return v, false, err
+	}
+	var check *kv.Future[[]byte]
+	if !r.checked {
+		if rv, err = r.prepare(tr, rv); err != nil {
 			return v, false, err
 		}
-		r.setVersion(rv)
-	}
-	if !r.sentinelChecked {
-		// A sentinel this process saw recently, no newer than the ID (or
-		// the ID dated up to it), stands for the read: see "The sentinel
-		// cache" in the package doc.
-		if created, ok := cachedSentinel(r.db, &r.cfg, r.id.Shard, r.id.Version); ok {
-			if created > r.id.Version {
-				r.setVersion(created)
-			}
-			r.sentinelChecked = true
+		if r.slot.fresh(rv) {
+			r.checked = true
+		} else {
+			// Until an attempt has found the slot present and recent, none
+			// may send its commit. Read it now, and wait for it before the
+			// commit, so that its round trip overlaps fn's.
+			check = tr.Snapshot().Get(r.slot.key())
 		}
-	}
-	var sentinel *kv.Future[[]byte]
-	if !r.sentinelChecked {
-		// Until an attempt has found the shard's sentinel no newer than
-		// the ID, none may send its commit. Read it now, and wait for it
-		// before the commit, so that its round trip overlaps fn's.
-		sentinel = tr.Snapshot().Get(SentinelKey(r.cfg.prefix, r.id.Shard))
 	}
 	if r.ambiguous {
 		// An earlier attempt may have committed: learn whether before
 		// running fn again.
-		val, err := tr.Get(r.key()).Get()
-		if err != nil {
-			return v, false, err
-		}
-		if val != nil {
-			v, err := r.committed(tr, val)
-			return v, true, err
-		}
-		if err := checkAbsent(tr, r.db, &r.cfg, r.id); err != nil {
-			return v, !isKVError(err), err
+		if v, done, err := r.read(tr, rv); done || err != nil {
+			return v, done, err
 		}
 	}
-	if err := tr.AddReadConflictRange(r.keyRange()); err != nil {
+	if err := tr.AddReadConflictRange(r.slot.keyRange()); err != nil {
 		return v, false, err
 	}
 	r.guard = guarded{Transaction: tr}
@@ -232,21 +225,20 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 		v, err = r.settle(tr, err)
 		return v, true, err
 	}
-	if sentinel != nil {
-		if err := r.checkSentinel(tr, sentinel); err != nil {
-			return v, false, err
+	if check != nil {
+		if err := r.checkSlot(check, rv); err != nil {
+			return v, !isKVError(err) && err != errRefreshed, err
 		}
 	}
-	// The marker is the attempt's last word on its key: whatever fn wrote
-	// or cleared, a range clear over the markers included, the commit
-	// leaves the marker in place. Its value gets the commit's versionstamp.
-	param := r.firstParam()
-	if n != 1 {
-		param = markerParam(n)
-	}
-	tr.Atomic(kv.SetVersionstampedValue, r.key(), param)
+	// The slot is the attempt's last word on its key: whatever fn wrote or
+	// cleared, a range clear over the prefix included, the commit leaves
+	// the slot in place. Its value gets the commit's versionstamp.
+	tr.Atomic(kv.SetVersionstampedValue, r.slot.key(), slotParam(r.id.Seq, n))
 	err = tr.Commit().Err()
 	if err == nil {
+		if cv, err := tr.GetCommittedVersion(); err == nil && cv > 0 {
+			r.slot.saw(cv, cv)
+		}
 		r.commit = Commit{ID: r.id, Attempt: n}
 		if r.wantCommit {
 			if r.commit.Versionstamp, err = tr.GetVersionstamp().Get(); err != nil {
@@ -266,190 +258,148 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	return v, false, err
 }
 
-// checkSentinel waits for an attempt's read of the shard's sentinel, made
-// at its read version, and makes sure the sentinel is no newer than the ID,
-// as checkAbsent requires: absent, it is created now in a transaction of its
-// own; newer than the ID (created since the first attempt), the ID's
-// version moves up to it. The version need only be no later than the
-// call's first commit, and no attempt has sent one before this check
-// passed, so the marker key is a name that nothing has used yet.
-func (r *runner[T]) checkSentinel(tr kv.Transaction, f *kv.Future[[]byte]) error {
+// read is a later attempt's read of the slot, at read version rv, after a
+// maybe-committed error: it ends the call (done) when an earlier attempt
+// is found committed, or the slot says the call was fenced, or the
+// outcome is lost; with neither done nor an error, fn may run. The read
+// is a conflict range, so an earlier attempt that lands after rv makes
+// this one conflict.
+func (r *runner[T]) read(tr kv.Transaction, rv int64) (v T, done bool, err error) {
+	val, err := tr.Get(r.slot.key()).Get()
+	if err != nil {
+		return v, false, err
+	}
+	if val == nil {
+		// Removed since the call checked it (by the janitor, past its
+		// minimum age, or by a range clear): an earlier attempt may have
+		// committed and been removed with it.
+		r.slot.gone()
+		return v, true, &OutcomeLostError{ID: r.id, Cleared: true}
+	}
+	st, err := DecodeSlot(val)
+	if err != nil {
+		return v, true, r.fail(err)
+	}
+	switch {
+	case st.Seq == r.id.Seq && st.Attempt == SlotTombstone:
+		// Resolve fenced this ID while the call ran. The tombstone was
+		// read at this attempt's read version; an attempt of this call
+		// still in flight could land after it (one that began after the
+		// fence never read the slot). Fence again: after that commit,
+		// none can.
+		v, err = r.settle(tr, fmt.Errorf("%w: %v", ErrFenced, r.id))
+		return v, true, err
+	case st.Seq == r.id.Seq && st.Committed():
+		v, err = r.found(st)
+		return v, true, err
+	case st.Seq >= r.id.Seq:
+		// A sequence this call's pool has not issued, or its own as a
+		// refresh, which only this call could have written, before its
+		// first commit: another writer. Whatever this call committed
+		// may be overwritten; never run fn again.
+		r.slot.broken = true
+		return v, true, &OutcomeLostError{ID: r.id, Reused: true}
+	}
+	// An earlier call's sequence: no attempt of this call has committed as
+	// of rv (see "Readers" in the package doc).
+	r.slot.saw(st.Stamp.Version(), rv)
+	return v, false, nil
+}
+
+// prepare is called by an attempt at read version rv before the call's
+// slot is known fit for a first commit. If the pool knows the slot is
+// absent (a new slot, or one a reader found gone) or was last written more
+// than kv.MaxTransactionLifeVersions before rv (a slot idle for five
+// seconds), it refreshes the slot now, before fn runs — rather than read
+// it, run fn, and run fn again after the refresh — and starts the attempt
+// again after it: tr is reset, and prepare returns its new read version.
+// Otherwise it does nothing.
+func (r *runner[T]) prepare(tr kv.Transaction, rv int64) (int64, error) {
+	if !r.slot.absent && r.slot.stamp >= rv-kv.MaxTransactionLifeVersions {
+		return rv, nil
+	}
+	if err := r.refresh(); err != nil {
+		return rv, err
+	}
+	// The refresh wrote the slot after rv: an attempt at rv would conflict.
+	tr.Reset()
+	if err := r.setOptions(tr); err != nil {
+		return rv, err
+	}
+	return tr.GetReadVersion().Get()
+}
+
+// checkSlot waits for the first attempts' snapshot read of the slot, made
+// at read version rv, and makes sure the slot is present and recent enough
+// for the call's first commit: written no more than
+// kv.MaxTransactionLifeVersions before rv, so that the janitor cannot
+// remove it before a reader of this call looks (see "Liveness" in the
+// package doc). Otherwise it refreshes the slot, in a transaction of its
+// own, and returns errRefreshed: this attempt read the slot, so it would
+// conflict; the next one runs at once.
+func (r *runner[T]) checkSlot(f *kv.Future[[]byte], rv int64) error {
 	val, err := f.Get()
 	if err != nil {
 		return err
 	}
-	var stamp kv.Versionstamp
 	if val != nil {
-		stamp, err = decodeSentinel(val)
-	} else {
-		stamp, err = createSentinel(r.ctx, r.db, &r.cfg, SentinelKey(r.cfg.prefix, r.id.Shard))
-	}
-	if err != nil {
-		return err
-	}
-	seen := stamp.Version()
-	if val != nil {
-		if seen, err = tr.GetReadVersion().Get(); err != nil {
-			return err
-		}
-	}
-	sentinelSeen(r.db, &r.cfg, r.id.Shard, stamp.Version(), seen)
-	if v := stamp.Version(); v > r.id.Version {
-		r.setVersion(v)
-		if err := tr.AddReadConflictRange(r.keyRange()); err != nil {
-			return err
-		}
-	}
-	r.sentinelChecked = true
-	return nil
-}
-
-// setVersion dates the call's ID, and so its marker key, at version v. It
-// is only called before any attempt has sent a commit.
-func (r *runner[T]) setVersion(v int64) {
-	r.id.Version = v
-	// One allocation holds the key, its conflict range's end (the key and a
-	// zero byte: kv.KeyAfter) and the first attempt's marker parameter;
-	// each is handed out clipped, so that no append can reach the next.
-	// Nothing writes to them once they are handed out.
-	n := r.keyLen()
-	b := appendMarkerKey(make([]byte, 0, n+1+markerParamLen), r.cfg.prefix, r.id)
-	b = append(b, 0)
-	r.mbuf = appendMarkerParam(b, 1)
-}
-
-func (r *runner[T]) keyLen() int { return len(r.cfg.prefix) + markerSuffixLen }
-
-// key is the call's marker key.
-func (r *runner[T]) key() []byte { n := r.keyLen(); return r.mbuf[:n:n] }
-
-// keyRange is the marker's single-key conflict range.
-func (r *runner[T]) keyRange() kv.Range {
-	n := r.keyLen()
-	return kv.Range{Begin: r.mbuf[:n:n], End: r.mbuf[: n+1 : n+1]}
-}
-
-// firstParam is the first attempt's marker parameter.
-func (r *runner[T]) firstParam() []byte { return r.mbuf[r.keyLen()+1:] }
-
-// createSentinel makes sure key's sentinel exists and returns its
-// versionstamp. Creating it twice is harmless — the second transaction
-// reads the first's and writes nothing — so a maybe-committed error is
-// simply retried.
-func createSentinel(ctx context.Context, db kv.Database, c *config, key []byte) (kv.Versionstamp, error) {
-	var stamp kv.Versionstamp
-	tr, err := db.CreateTransaction(ctx)
-	if err != nil {
-		return stamp, err
-	}
-	defer tr.Cancel()
-	if err := tr.Options().SetMaxRetryDelay(c.maxRetryDelay); err != nil {
-		return stamp, err
-	}
-	err = retryIdempotent(ctx, tr, c, func() error {
-		val, err := tr.Get(key).Get()
+		st, err := DecodeSlot(val)
 		if err != nil {
 			return err
 		}
-		if val != nil {
-			stamp, err = decodeSentinel(val)
-			return err
+		if st.Seq >= r.id.Seq {
+			r.slot.broken = true
+			return fmt.Errorf("%w: %v found sequence %d in its slot before its first commit", ErrSlotTaken, r.id, st.Seq)
 		}
-		tr.Atomic(kv.SetVersionstampedValue, key, sentinelParam())
-		if err := tr.Commit().Err(); err != nil {
-			return err
+		if v := st.Stamp.Version(); v >= rv-kv.MaxTransactionLifeVersions {
+			r.slot.saw(v, rv)
+			r.checked = true
+			return nil
 		}
-		stamp, err = tr.GetVersionstamp().Get()
+	}
+	if err := r.refresh(); err != nil {
 		return err
-	})
-	return stamp, err
+	}
+	return errRefreshed
 }
 
-// committed returns the result of the attempt whose marker value is val: an
-// earlier attempt's, or — for a tombstone — ErrFenced once the call has
-// fenced its ID itself.
-func (r *runner[T]) committed(tr kv.Transaction, val []byte) (T, error) {
-	var zero T
-	m, err := decodeMarker(val)
+// refresh rewrites the call's slot before its first commit (see
+// refreshSlot), within the call's deadline, and records the sighting.
+func (r *runner[T]) refresh() error {
+	ctx := r.ctx
+	if !r.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, r.deadline)
+		defer cancel()
+	}
+	stamp, err := refreshSlot(ctx, r.db, &r.cfg, r.slot.key(), r.id.Seq)
+	if errors.Is(err, ErrSlotTaken) {
+		r.slot.broken = true
+	}
 	if err != nil {
-		return zero, err
+		return err
 	}
-	if m.attempt == tombstoneAttempt {
-		// Resolve fenced this ID while the call ran. The tombstone was
-		// read at this attempt's read version; an attempt of this call
-		// still in flight could land after it (one that began after the
-		// fence never read the marker). Fence again: after that commit,
-		// none can.
-		return r.settle(tr, fmt.Errorf("%w: %v", ErrFenced, r.id))
-	}
-	return r.found(m)
+	r.slot.saw(stamp.Version(), stamp.Version())
+	return nil
 }
 
-// found returns the kept result of the attempt that marker m names.
-func (r *runner[T]) found(m marker) (T, error) {
+// found returns the kept result of the attempt that wrote slot state st.
+func (r *runner[T]) found(st SlotState) (T, error) {
 	var zero T
-	v, ok := r.results[m.attempt]
+	v, ok := r.results[st.Attempt]
 	if !ok {
-		// Only this call writes this key with attempt numbers, and it keeps
-		// the result of every attempt that may have committed.
-		return zero, fmt.Errorf("txn: internal error: marker of %v names attempt %d, whose result was not kept", r.id, m.attempt)
+		// Only this call writes its sequence with attempt numbers, and it
+		// keeps the result of every attempt that may have committed.
+		return zero, fmt.Errorf("txn: internal error: slot of %v names attempt %d, whose result was not kept", r.id, st.Attempt)
 	}
 	r.stats.MarkerFound = true
-	r.commit = Commit{ID: r.id, Attempt: m.attempt, Versionstamp: m.stamp}
+	r.commit = Commit{ID: r.id, Attempt: st.Attempt, Versionstamp: st.Stamp}
 	return v, nil
-}
-
-// checkAbsent is called with a call's marker absent at tr's read version.
-// It fails with *OutcomeLostError unless the absence proves that no attempt
-// has committed: the janitor's watermark has not passed the ID's version,
-// and the shard's sentinel is present and older than the ID. Both are read
-// as snapshots: a janitor sweep or a range clear that removes the marker
-// after this read version also writes the marker key, which this
-// transaction has read (a conflict range), so it conflicts.
-//
-// What it finds of the sentinel updates this process's sentinel cache for
-// db: a missing sentinel drops the cached sighting, a present one (newer,
-// say, after a clear and a re-creation) replaces it.
-func checkAbsent(tr kv.Transaction, db kv.Database, c *config, id ID) error {
-	wf := tr.Snapshot().Get(c.watermarkKey)
-	sf := tr.Snapshot().Get(SentinelKey(c.prefix, id.Shard))
-	b, err := wf.Get()
-	if err != nil {
-		return err
-	}
-	w, err := DecodeWatermark(b)
-	if err != nil {
-		return err
-	}
-	if w > id.Version {
-		return &OutcomeLostError{ID: id, Watermark: w}
-	}
-	sv, err := sf.Get()
-	if err != nil {
-		return err
-	}
-	rv, err := tr.GetReadVersion().Get()
-	if err != nil {
-		return err
-	}
-	if sv == nil {
-		sentinelMissing(db, c, id.Shard, rv)
-		return &OutcomeLostError{ID: id, Watermark: w, Cleared: true}
-	}
-	stamp, err := decodeSentinel(sv)
-	if err != nil {
-		return err
-	}
-	sentinelSeen(db, c, id.Shard, stamp.Version(), rv)
-	if stamp.Version() > id.Version {
-		return &OutcomeLostError{ID: id, Watermark: w, Cleared: true}
-	}
-	return nil
 }
 
 // settle is called when the call must end with err but an earlier attempt
 // may have committed or still be in flight: fn failed after an ambiguous
-// commit, or the marker was a tombstone. settle fences the ID: if an
+// commit, or the slot held a tombstone. settle fences the ID: if an
 // earlier attempt committed after all, the call succeeded with its result;
 // otherwise none ever will, and err stands.
 func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
@@ -458,12 +408,16 @@ func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 	if serr := r.setOptions(tr); serr != nil {
 		return zero, r.fail(serr)
 	}
-	outcome, m, ferr := fence(r.ctx, tr, r.db, &r.cfg, r.id, r.key())
+	outcome, st, ferr := fenceSlot(r.ctx, tr, &r.cfg, r.id, r.slot.key())
 	switch {
 	case ferr != nil:
+		var lost *OutcomeLostError
+		if errors.As(ferr, &lost) && lost.Reused {
+			r.slot.broken = true
+		}
 		return zero, r.fail(ferr)
 	case outcome == Committed:
-		return r.found(m)
+		return r.found(st)
 	}
 	return zero, err
 }
@@ -471,6 +425,14 @@ func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 // retry decides what follows a failed attempt: nil to run another, or the
 // error that ends the call.
 func (r *runner[T]) retry(tr kv.Transaction, err error, attempt uint32) error {
+	if err == errRefreshed {
+		// Nothing was sent; attempt again at once, within the limit.
+		if r.cfg.retryLimit >= 0 && int(attempt) > r.cfg.retryLimit {
+			return fmt.Errorf("txn: %v reached its retry limit (%d) refreshing its marker slot", r.id, r.cfg.retryLimit)
+		}
+		tr.Reset()
+		return r.setOptions(tr)
+	}
 	code, ok := kv.ErrorCode(err)
 	if !ok {
 		return err
