@@ -1,38 +1,72 @@
 // Package cleanup removes idempotency markers that are old enough to be
 // forgotten, cheaply and without ever making a duplicate possible.
 //
-// Every txn.Transact call leaves one marker; FoundationDB's own manual notes
-// that the pattern "will slowly leak space" unless they are removed. A
-// Janitor removes them in bulk, off the commit path.
+// txn.Transact calls write marker slots: a few keys per process and
+// database handle (an owner), each reused call after call (see "Marker
+// slots" in txn's doc). Slots stay when their owner goes — a process that
+// crashed or exited, a handle dropped — and a process's idle slots stay
+// too; earlier versions of txn left one marker per call (legacy markers),
+// which stay in stores until swept. FoundationDB's own manual notes that
+// such markers "will slowly leak space" unless they are removed. A Janitor
+// removes them, off the commit path.
 //
 // # What a sweep does
 //
-// Markers sort by database version within each shard, so one transaction
-// removes every marker older than the minimum age, whatever their number:
-// a range clear per shard — every one of txn.MaxShards, since the shard is
-// part of each call's ID and transactions may use any Shards — below the
-// cut-off version (read version minus the
-// minimum age) and an atomic max of the watermark to that cut-off. It reads
-// no markers. Keyed markers (package idemkv's) are removed through their age
-// index, BatchSize entries per transaction, and only when the marker is
-// still the one its entry was written for.
+// Marker slots: a snapshot read of the slot space (txn.SlotRange), a page
+// per transaction, and for each slot whose versionstamp is below the
+// cut-off version (below), a read conflict on its key and a clear of it.
+// The read is a snapshot because the hot slots are written by every call:
+// a sweep that read them all with conflicts would conflict with every call
+// in flight. The slots alive are those of calls in flight, pinned ones
+// (their calls' outcomes unknown, kept for Resolve) and those of owners
+// gone or idle for less than the minimum age, so a page or a few cover
+// them.
+//
+// Legacy markers sort by database version within each shard, so one
+// transaction removes every one older than the minimum age, whatever their
+// number: a range clear per shard — every one of txn.MaxShards — below the
+// cut-off version and an atomic max of the watermark to that cut-off. It
+// reads no markers. Keyed markers (package idemkv's) are removed through
+// their age index, BatchSize entries per transaction, and only when the
+// marker is still the one its entry was written for.
 //
 // # Why it can never cause a duplicate
 //
-// The watermark is advanced in the same transaction as the range clear.
-// After an ambiguous commit, txn reads a call's marker; if it is absent and
-// the watermark is past the marker's version, the marker may have been
-// removed, so txn reports txn.ErrOutcomeLost instead of running the function
-// again. A range clear that races with an attempt still in flight writes the
-// attempt's marker key, so that attempt conflicts. Removing a marker early
-// can therefore cost an answer ("outcome lost"), never a second commit. The
-// minimum age — ten minutes by default, never under ten seconds — keeps even
-// that from happening to calls that finish, and are resolved, in time.
+// A slot's clear only ever makes a reader conclude that the outcome is
+// lost (txn's readers treat an absent slot as *txn.OutcomeLostError, never
+// as "not committed", so a removal can never make a function run again),
+// and it cannot even do that to a live call in time:
 //
-// The janitor never removes a shard's sentinel (txn.SentinelKey; its range
-// clears begin just after it). That is what tells its sweeps from a foreign
-// range clear over the markers, which removes the sentinel too and which
-// txn also reports as "outcome lost" rather than running a function again.
+//   - An attempt in flight on the slot read it (a conflict range), so a
+//     clear that commits after the attempt's read version makes the
+//     attempt conflict: the attempt does not commit over the clear.
+//   - A write of the slot between the sweep's snapshot read and its commit
+//     (an attempt, a refresh, a Resolve) conflicts with the read conflict
+//     the sweep adds on each slot it clears: the sweep fails, and its retry
+//     reads the slot again and finds it recent.
+//   - A call makes sure its slot was written within five seconds of
+//     versions before its first commit's read version (refreshing it
+//     otherwise), and the janitor removes only slots written more than
+//     MinAge — at least MinMinAge, ten seconds — before its own read
+//     version: by then that attempt is too old to commit. So a call's slot
+//     is not removed under it before its first commit, nor for MinAge
+//     after its last write; a call and the Resolve of its ID that finish
+//     within MinAge less five seconds always get their answer.
+//
+// For legacy markers, the watermark is advanced in the same transaction as
+// the range clear. After an ambiguous commit, a legacy reader (Resolve of
+// a legacy ID) finding a marker absent with the watermark past its version
+// reports txn.ErrOutcomeLost. A range clear that races with an attempt
+// still in flight writes the attempt's marker key, so that attempt
+// conflicts. The janitor never removes a shard's sentinel (txn.SentinelKey;
+// its range clears begin just after it). That is what tells its sweeps
+// from a foreign range clear over the markers, which removes the sentinel
+// too and which txn also reports as "outcome lost".
+//
+// Removing a marker early can therefore cost an answer ("outcome lost"),
+// never a second commit. The minimum age — ten minutes by default, never
+// under ten seconds — keeps even that from happening to calls that finish,
+// and are resolved, in time.
 //
 // # Versions and wall clocks
 //
@@ -56,10 +90,10 @@
 //
 // # Many janitors
 //
-// Every process may run a janitor; no leader is needed. Automatic sweeps
+// Every process may run a janitor; no leader is needed. Legacy sweeps
 // write without reading, and the watermark only moves up (atomic max), so
-// concurrent sweeps never conflict. Keyed sweeps that collide conflict and
-// retry, finding the work done.
+// concurrent sweeps never conflict. Slot sweeps and keyed sweeps that
+// collide conflict and retry, finding the work done.
 //
 // # Safety against misconfiguration
 //

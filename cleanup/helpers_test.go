@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/idemkv/idemkv/kv"
 	"github.com/idemkv/idemkv/kv/embedded"
 	"github.com/idemkv/idemkv/txn"
@@ -77,20 +79,60 @@ func readCount(t testing.TB, db kv.Database, key []byte) int64 {
 	})
 }
 
-// markers returns the IDs of the markers alive under txn's default prefix.
+// markers returns the IDs whose marker is alive under txn's default
+// prefix: a legacy marker's, or the call's whose sequence its slot holds
+// (committed or fenced; a refresh holds no call's answer).
 func markers(t testing.TB, db kv.Database) map[txn.ID]bool {
-	r, _ := kv.PrefixRange(txn.DefaultPrefix)
-	kvs := do(t, db, func(tr kv.Transaction) ([]kv.KeyValue, error) {
-		return tr.Snapshot().GetRange(r, kv.RangeOptions{}).Get()
-	})
 	out := map[txn.ID]bool{}
-	for _, e := range kvs {
+	for _, e := range prefixKeys(t, db) {
 		if id, err := txn.ParseMarkerKey(txn.DefaultPrefix, e.Key); err == nil {
 			out[id] = true
 		}
 	}
+	for k, st := range slots(t, db) {
+		if st.Attempt != txn.SlotRefreshed {
+			out[txn.ID{Owner: k.owner, Slot: k.index, Seq: st.Seq}] = true
+		}
+	}
 	return out
 }
+
+func prefixKeys(t testing.TB, db kv.Database) []kv.KeyValue {
+	r, _ := kv.PrefixRange(txn.DefaultPrefix)
+	return do(t, db, func(tr kv.Transaction) ([]kv.KeyValue, error) {
+		return tr.Snapshot().GetRange(r, kv.RangeOptions{}).Get()
+	})
+}
+
+// slotRef names a marker slot.
+type slotRef struct {
+	owner uuid.UUID
+	index uint32
+}
+
+// slots returns the marker slots alive under txn's default prefix.
+func slots(t testing.TB, db kv.Database) map[slotRef]txn.SlotState {
+	kvs := do(t, db, func(tr kv.Transaction) ([]kv.KeyValue, error) {
+		return tr.Snapshot().GetRange(txn.SlotRange(txn.DefaultPrefix), kv.RangeOptions{}).Get()
+	})
+	out := map[slotRef]txn.SlotState{}
+	for _, e := range kvs {
+		owner, index, err := txn.ParseSlotKey(txn.DefaultPrefix, e.Key)
+		if err != nil {
+			t.Fatalf("slot range holds %q: %v", e.Key, err)
+		}
+		st, err := txn.DecodeSlot(e.Value)
+		if err != nil {
+			t.Fatalf("slot %q: %v", e.Key, err)
+		}
+		out[slotRef{owner, index}] = st
+	}
+	return out
+}
+
+// handle is a database handle of its own on an engine: txn keeps a slot
+// pool, with an owner of its own, per handle, as it would per process.
+type handle struct{ kv.Database }
 
 // hookDB runs before(n) ahead of the n-th commit (from 1) and, if it
 // returns an error, reports that error instead of committing.
@@ -112,29 +154,30 @@ func (db *hookDB) CreateTransaction(ctx context.Context) (kv.Transaction, error)
 type hookTx struct {
 	kv.Transaction
 	db *hookDB
-	// sentinel reports that the transaction creates a shard's sentinel
-	// (txn does so in a transaction of its own on a fresh shard): such
-	// commits pass through unnumbered, so that n counts the calls' commits.
-	sentinel bool
+	// refresh reports that the transaction refreshes (or creates) a call's
+	// marker slot (txn does so in a transaction of its own on a new slot):
+	// such commits pass through unnumbered, so that n counts the calls'
+	// commits.
+	refresh bool
 }
 
 func (t *hookTx) Atomic(op kv.MutationType, key, param []byte) {
-	if op == kv.SetVersionstampedValue && len(key) == len(txn.DefaultPrefix)+1 {
-		t.sentinel = true
+	if _, _, err := txn.ParseSlotKey(txn.DefaultPrefix, key); err == nil && len(param) == 1+8+4+10+4 && binary.BigEndian.Uint32(param[9:13]) == txn.SlotRefreshed {
+		t.refresh = true
 	}
 	t.Transaction.Atomic(op, key, param)
 }
 
-func (t *hookTx) Reset() { t.sentinel = false; t.Transaction.Reset() }
+func (t *hookTx) Reset() { t.refresh = false; t.Transaction.Reset() }
 
 func (t *hookTx) OnError(err error) error {
-	t.sentinel = false
+	t.refresh = false
 	return t.Transaction.OnError(err)
 }
 
 func (t *hookTx) Commit() *kv.Future[struct{}] {
-	if t.sentinel {
-		t.sentinel = false
+	if t.refresh {
+		t.refresh = false
 		return t.Transaction.Commit()
 	}
 	t.db.mu.Lock()

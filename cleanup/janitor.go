@@ -63,12 +63,16 @@ type Janitor struct {
 type Stats struct {
 	Sweeps int64 // Steps that completed
 	Errors int64 // Steps that failed
-	// KeyedRemoved counts keyed markers removed. Automatic markers are
+	// KeyedRemoved counts keyed markers removed. Legacy markers are
 	// removed by range clears without being read, so they are not counted;
 	// Watermark says how far they are gone.
 	KeyedRemoved int64
+	// SlotsRemoved counts marker slots removed: slots not written for the
+	// minimum age (their owner's process or database handle is gone, or
+	// it no longer needs that many).
+	SlotsRemoved int64
 	// Watermark is the version below which this janitor has removed every
-	// automatic marker (other janitors may have gone further).
+	// legacy marker and marker slot (other janitors may have gone further).
 	Watermark int64
 	LastSweep time.Duration // the last Step's duration
 	LastError error         // the last Step's error, nil once one succeeds
@@ -86,7 +90,7 @@ type Stats struct {
 // StepResult is what one sweep did.
 type StepResult struct {
 	// ReadVersion is the version the sweep read at. Cutoff is the version
-	// below which every automatic marker was removed: the lower of
+	// below which every legacy marker and marker slot was removed: the lower of
 	// VersionCutoff, ReadVersion minus the minimum age in versions, and
 	// ClockCutoff, the newest version that a clock sample shows was current
 	// at least the minimum age ago by the janitor's wall clock (-1 when no
@@ -98,6 +102,12 @@ type StepResult struct {
 	// that due entries remain for the next sweep.
 	KeyedRemoved int
 	KeyedMore    bool
+	// SlotsRemoved is the number of marker slots removed (those written
+	// below Cutoff); SlotsMore reports that the sweep stopped at its bound
+	// (maxBatchesPerStep pages of slotPage slots) before the end of the
+	// slots.
+	SlotsRemoved int
+	SlotsMore    bool
 	Duration     time.Duration
 }
 
@@ -117,7 +127,12 @@ func New(db kv.Database, opts *Options) (*Janitor, error) {
 // Step does one sweep, now: a deterministic function of the database's
 // state and version, for tests to step and for Run to repeat.
 //
-// Automatic markers cost one transaction whatever their number: for each of
+// Marker slots cost a transaction per page of slotPage slots (those alive
+// are the calls' in flight, pinned ones and those of owners gone or idle
+// within the minimum age): slots written below the cut-off are cleared,
+// each with a read conflict (see the package doc).
+//
+// Legacy markers cost one transaction whatever their number: for each of
 // the txn.MaxShards shards that has markers below the cut-off version (a
 // snapshot read of its first two keys tells), a range clear of them, and an
 // atomic max of the watermark to the cut-off. The reads are snapshots, so
@@ -151,6 +166,7 @@ func (j *Janitor) Step(ctx context.Context) (StepResult, error) {
 		j.mu.stats.Failures = 0
 		j.mu.stats.LastSuccess = time.Now()
 		j.mu.stats.KeyedRemoved += int64(res.KeyedRemoved)
+		j.mu.stats.SlotsRemoved += int64(res.SlotsRemoved)
 		j.mu.stats.Watermark = max(j.mu.stats.Watermark, res.Cutoff)
 	}
 	j.mu.Unlock()
@@ -216,6 +232,13 @@ func (j *Janitor) step(ctx context.Context) (StepResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("cleanup: sweeping markers under %q: %w", j.cfg.prefix, err)
 	}
+	if res.Cutoff > 0 {
+		n, more, err := j.sweepSlots(ctx, res.Cutoff)
+		res.SlotsRemoved, res.SlotsMore = n, more
+		if err != nil {
+			return res, fmt.Errorf("cleanup: sweeping marker slots under %q: %w", j.cfg.prefix, err)
+		}
+	}
 	for _, k := range j.cfg.keyed {
 		n, more, err := j.sweepKeyed(ctx, k)
 		res.KeyedRemoved += n
@@ -266,6 +289,56 @@ func (j *Janitor) cutoff(tr kv.Transaction, rv int64, now time.Time, res *StepRe
 	}
 	tr.Set(txn.ClockSampleKey(j.cfg.prefix, rv), binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())))
 	return nil
+}
+
+// slotPage is how many marker slots one slot-sweep transaction reads.
+const slotPage = 1_000
+
+// sweepSlots removes the marker slots written below cutoff, slotPage slots
+// read per transaction, for at most maxBatchesPerStep pages. The slots are
+// read as a snapshot — a read conflict on them all would make every sweep
+// conflict with every call in flight — and each slot removed gets a read
+// conflict of its own, so that a write of it after the sweep's read
+// version (its owner refreshing it, a call's attempt, a Resolve) makes the
+// sweep's commit fail rather than remove it; the retry reads it again and
+// finds it recent. See "Marker slots" in the package doc.
+func (j *Janitor) sweepSlots(ctx context.Context, cutoff int64) (removed int, more bool, err error) {
+	r := txn.SlotRange(j.cfg.prefix)
+	for range maxBatchesPerStep {
+		var n int
+		var next []byte // where the next page begins; nil after the last
+		err := retry(ctx, j.db, func(tr kv.Transaction) error {
+			n, next = 0, nil
+			kvs, err := tr.Snapshot().GetRange(r, kv.RangeOptions{Limit: slotPage}).Get()
+			if err != nil {
+				return err
+			}
+			if len(kvs) == slotPage {
+				next = kv.KeyAfter(kvs[len(kvs)-1].Key)
+			}
+			for _, e := range kvs {
+				st, err := txn.DecodeSlot(e.Value)
+				if err != nil || st.Stamp.Version() >= cutoff {
+					continue // recent, or not a slot: never removed
+				}
+				if err := tr.AddReadConflictRange(kv.SingleKeyRange(e.Key)); err != nil {
+					return err
+				}
+				tr.Clear(e.Key)
+				n++
+			}
+			if n == 0 {
+				return nil
+			}
+			return tr.Commit().Err()
+		})
+		removed += n
+		if err != nil || next == nil {
+			return removed, false, err
+		}
+		r.Begin = next
+	}
+	return removed, true, nil
 }
 
 // sweepKeyed removes due entries of one age index, a batch per transaction,

@@ -2,6 +2,7 @@ package cleanup_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/idemkv/idemkv/cleanup"
 	"github.com/idemkv/idemkv/kv"
+	"github.com/idemkv/idemkv/kv/embedded"
 	"github.com/idemkv/idemkv/kv/faulty"
 	"github.com/idemkv/idemkv/txn"
 )
@@ -30,21 +34,79 @@ func newJanitor(t testing.TB, db kv.Database, opts *cleanup.Options) *cleanup.Ja
 }
 
 // TestNeverTooEarlyEventually checks two janitors against an oracle across
-// random commit timings: after every sweep, a marker is present exactly when
-// its version is at or above the highest cut-off yet — no marker younger
-// than the minimum age is ever removed, and every older one is gone.
+// random commit timings: after every sweep, a marker slot is present,
+// holding its last call's write, exactly when that write's version is at
+// or above the highest cut-off yet — no slot written within the minimum age
+// is ever removed, and every older one is gone. Calls go through three
+// handles (three owners), several at once, so that pools hold several
+// slots and reuse them, and slots are removed and created again. Legacy
+// markers, written by hand as earlier versions of txn wrote them, are held
+// to the same oracle by their version.
 func TestNeverTooEarlyEventually(t *testing.T) {
+	removed := 0
 	for _, seed := range seeds() {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			neverTooEarly(t, seed)
+			removed += neverTooEarly(t, seed)
 			if t.Failed() {
 				t.Log(replay("TestNeverTooEarlyEventually", seed))
 			}
 		})
 	}
+	if *seedFlag == 0 && removed == 0 {
+		t.Fatal("no seed's sweeps removed a slot: the oracle was never tested on a removal")
+	}
 }
 
-func neverTooEarly(t *testing.T, seed uint64) {
+// slotWrite is the last write a test saw of a slot: the call's ID and
+// commit version, and when (by the test's clock) it committed.
+type slotWrite struct {
+	id      txn.ID
+	version int64
+	born    time.Time
+}
+
+// callsAt runs k calls at once through h and records each one's slot write.
+func callsAt(t testing.TB, h kv.Database, k int, clk *embedded.ManualClock, last map[slotRef]slotWrite) {
+	t.Helper()
+	commits := make([]txn.Commit, k)
+	errs := make([]error, k)
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, commits[i], errs[i] = txn.TransactCommit(context.Background(), h, incr([]byte("c")), nil)
+		}()
+	}
+	wg.Wait()
+	for i, c := range commits {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		// Calls at once may take turns on one slot: its last write is its
+		// highest sequence's.
+		ref := slotRef{c.ID.Owner, c.ID.Slot}
+		if w, ok := last[ref]; !ok || c.ID.Seq > w.id.Seq {
+			last[ref] = slotWrite{id: c.ID, version: c.Version(), born: clk.Now()}
+		}
+	}
+}
+
+// legacyMarker writes a marker as earlier versions of txn did (format 2)
+// at the database's current version, and returns its ID.
+func legacyMarker(t testing.TB, db kv.Database, rng *rand.Rand) txn.ID {
+	return do(t, db, func(tr kv.Transaction) (txn.ID, error) {
+		rv, err := tr.GetReadVersion().Get()
+		if err != nil {
+			return txn.ID{}, err
+		}
+		id := txn.ID{Shard: uint8(rng.IntN(16)), Version: rv, Rand: uuid.New()}
+		tr.Set(txn.MarkerKey(txn.DefaultPrefix, id), append([]byte{2, 0, 0, 0, 1}, make([]byte, 10)...))
+		return id, nil
+	})
+}
+
+func neverTooEarly(t *testing.T, seed uint64) (slotsRemoved int) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	db, clk := openClocked(t)
 	ctx := context.Background()
@@ -52,18 +114,20 @@ func neverTooEarly(t *testing.T, seed uint64) {
 		newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge}),
 		newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge}),
 	}
-	var ids []txn.ID
+	handles := []kv.Database{&handle{db}, &handle{db}, &handle{db}}
+	last := map[slotRef]slotWrite{}
+	var legacy []txn.ID
 	born := map[txn.ID]time.Time{}
 	var cutoff int64
+	var removed, reused int
 	for round := range 60 {
 		clk.Advance(time.Duration(rng.Int64N(int64(3 * time.Second))))
-		for range rng.IntN(4) {
-			var id txn.ID
-			_, err := txn.Transact(ctx, db, incr([]byte("c")), &txn.Options{Observe: func(s txn.Stats) { id = s.ID }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, id)
+		for range rng.IntN(3) {
+			callsAt(t, handles[rng.IntN(len(handles))], 1+rng.IntN(3), clk, last)
+		}
+		if rng.IntN(2) == 0 {
+			id := legacyMarker(t, db, rng)
+			legacy = append(legacy, id)
 			born[id] = clk.Now()
 		}
 		if rng.IntN(3) > 0 {
@@ -80,57 +144,214 @@ func neverTooEarly(t *testing.T, seed uint64) {
 			t.Fatalf("cutoff %d, version cutoff %d; want the version cutoff read version %d minus the minimum age = %d, and the cutoff no later", res.Cutoff, res.VersionCutoff, res.ReadVersion, want)
 		}
 		cutoff = max(cutoff, res.Cutoff)
+		removed += res.SlotsRemoved
+		live := slots(t, db)
+		for ref, w := range last {
+			st, alive := live[ref]
+			if alive && (st.Seq != w.id.Seq || !st.Committed() || st.Stamp.Version() != w.version) {
+				t.Fatalf("round %d: slot of %v holds %+v, not its last write (version %d)", round, w.id, st, w.version)
+			}
+			if !alive && clk.Now().Sub(w.born) < minAge {
+				t.Fatalf("round %d: slot of %v removed %v after its call, under the minimum age %v", round, w.id, clk.Now().Sub(w.born), minAge)
+			}
+			if old := w.version < cutoff; alive == old {
+				t.Fatalf("round %d: slot of %v (written at %d, cutoff %d, read version %d): alive=%v", round, w.id, w.version, cutoff, res.ReadVersion, alive)
+			}
+			if w.id.Seq > 1 {
+				reused++
+			}
+		}
 		alive := markers(t, db)
-		for _, id := range ids {
+		for _, id := range legacy {
 			if !alive[id] && clk.Now().Sub(born[id]) < minAge {
-				t.Fatalf("round %d: marker %v removed %v after its call, under the minimum age %v", round, id, clk.Now().Sub(born[id]), minAge)
+				t.Fatalf("round %d: legacy marker %v removed %v after it was written, under the minimum age %v", round, id, clk.Now().Sub(born[id]), minAge)
 			}
 			if old := id.Version < cutoff; alive[id] == old {
-				t.Fatalf("round %d: marker %v (version %d, cutoff %d, read version %d): alive=%v", round, id, id.Version, cutoff, res.ReadVersion, alive[id])
+				t.Fatalf("round %d: legacy marker %v (version %d, cutoff %d, read version %d): alive=%v", round, id, id.Version, cutoff, res.ReadVersion, alive[id])
 			}
 		}
 	}
-	if len(ids) == 0 || cutoff == 0 {
-		t.Fatalf("the run swept nothing (%d markers, cutoff %d)", len(ids), cutoff)
+	if len(last) == 0 || cutoff == 0 {
+		t.Fatalf("the run swept nothing (%d slots, %d legacy markers, cutoff %d)", len(last), len(legacy), cutoff)
 	}
+	t.Logf("%d slots, %d removed, %d reuses seen, %d legacy markers", len(last), removed, reused, len(legacy))
+	return removed
 }
 
-// TestMarkersBounded runs a steady load on a stepped clock and checks that
-// the markers alive never exceed rate × (minimum age + interval) + slack.
-// Longer under -cleanup.soak.
+// TestMarkersBounded runs a steady load from processes that come and go on
+// a stepped clock: four live handles (owners), each making one to four
+// calls at once every tick, and now and then one replaced by a new one (a
+// process that crashed or a handle dropped). Space is bounded by what was
+// written recently: the slots alive never exceed those written within the
+// minimum age plus two sweep intervals, so dead owners' slots go; and no
+// slot is removed under the minimum age. Longer under -cleanup.soak.
 func TestMarkersBounded(t *testing.T) {
 	const (
-		rate     = 40 // calls per simulated second
 		interval = time.Second
 		tick     = 100 * time.Millisecond
 	)
+	seed := uint64(1)
+	if *seedFlag != 0 {
+		seed = *seedFlag
+	}
+	rng := rand.New(rand.NewPCG(seed, 2))
 	db, clk := openClocked(t)
 	j := newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge, Interval: interval})
 	ctx := context.Background()
-	bound := int(rate*(minAge+interval).Seconds()) + rate // one tick's worth of slack per side
-	peak := 0
+	procs := []kv.Database{&handle{db}, &handle{db}, &handle{db}, &handle{db}}
+	last := map[slotRef]slotWrite{}
+	peak, deaths, finalBound := 0, 0, 0
 	for now := time.Duration(0); now < *soakFlag; now += tick {
 		clk.Advance(tick)
-		for range rate * tick / time.Second {
-			if _, err := txn.Transact(ctx, db, incr([]byte("c")), nil); err != nil {
-				t.Fatal(err)
-			}
+		for _, p := range procs {
+			callsAt(t, p, 1+rng.IntN(4), clk, last)
+		}
+		if rng.IntN(30) == 0 {
+			procs[rng.IntN(len(procs))] = &handle{db}
+			deaths++
 		}
 		if now%interval == 0 {
 			if _, err := j.Step(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
-		n := len(markers(t, db))
-		peak = max(peak, n)
-		if n > bound {
-			t.Fatalf("at %v: %d markers alive, bound %d", now, n, bound)
+		live := slots(t, db)
+		bound := 0
+		for ref, w := range last {
+			age := clk.Now().Sub(w.born)
+			if age < minAge+2*interval+tick {
+				bound++
+			}
+			if _, alive := live[ref]; !alive && age < minAge {
+				t.Fatalf("%s: at %v: slot of %v removed %v after its call, under the minimum age", replay("TestMarkersBounded", seed), now, w.id, age)
+			}
 		}
+		peak = max(peak, len(live))
+		if len(live) > bound {
+			t.Fatalf("%s: at %v: %d slots alive, bound %d (written within the minimum age and two intervals)", replay("TestMarkersBounded", seed), now, len(live), bound)
+		}
+		finalBound = bound
 	}
-	if peak < rate*int(minAge/time.Second) {
-		t.Fatalf("peak %d markers: the load never filled the window, so the bound proves nothing", peak)
+	if deaths == 0 || len(last) < 2*finalBound {
+		t.Fatalf("%d owners died and %d slots were written, against a bound of %d at the end: the run never needed the janitor, so the bound proves nothing", deaths, len(last), finalBound)
 	}
-	t.Logf("peak %d markers alive, bound %d, over %v simulated", peak, bound, *soakFlag)
+	t.Logf("peak %d slots alive; %d written in all by %d owners' deaths and the live ones, over %v simulated", peak, len(last), deaths, *soakFlag)
+}
+
+// A janitor's clear of a slot whose call has an attempt in flight makes
+// that attempt conflict (the clear writes the key the attempt read). A
+// call's first commit cannot meet it: the call checked its slot was written
+// within five seconds of versions before that attempt's read version, and
+// the janitor removes nothing younger than ten, by which time the attempt
+// is too old to commit. A later attempt can: here the first attempt fails
+// ambiguously (not applied) after the clock jumped an hour, and the janitor
+// sweeps the now old slot between the second attempt's read of it and its
+// commit. The second attempt must not commit; the third finds the slot
+// gone and reports the outcome lost — fn ran twice, its effect never.
+func TestSweepConflictsWithAttemptInFlight(t *testing.T) {
+	inner, clk := openClocked(t)
+	j := newJanitor(t, inner, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
+	ctx := context.Background()
+	var swept int
+	db := &hookDB{Database: inner, before: func(n int) error {
+		switch n {
+		case 1:
+			clk.Advance(time.Hour)
+			return kv.NewError(kv.CodeCommitUnknownResult)
+		case 2:
+			res, err := j.Step(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			swept = res.SlotsRemoved
+		}
+		return nil
+	}}
+	runs := 0
+	_, err := txn.Transact(ctx, db, func(tr kv.Transaction) (struct{}, error) {
+		runs++
+		return incr([]byte("c"))(tr)
+	}, &txn.Options{MaxRetryDelay: time.Millisecond})
+	var lost *txn.OutcomeLostError
+	if !errors.As(err, &lost) || !lost.Cleared || runs != 2 || swept != 1 {
+		t.Fatalf("Transact = %v after %d runs, %d slots swept; want *OutcomeLostError (Cleared) after 2 runs and one slot swept", err, runs, swept)
+	}
+	if n := readCount(t, inner, []byte("c")); n != 0 {
+		t.Fatalf("counter = %d, want 0: the second attempt committed over the sweep", n)
+	}
+}
+
+// sweepHookDB runs hook once, before the commit of the first transaction
+// through it that clears a marker slot: a janitor's slot sweep.
+type sweepHookDB struct {
+	kv.Database
+	once sync.Once
+	hook func()
+}
+
+func (db *sweepHookDB) CreateTransaction(ctx context.Context) (kv.Transaction, error) {
+	tr, err := db.Database.CreateTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &sweepHookTx{Transaction: tr, db: db}, nil
+}
+
+type sweepHookTx struct {
+	kv.Transaction
+	db     *sweepHookDB
+	clears bool
+}
+
+func (t *sweepHookTx) Clear(key []byte) {
+	if txn.SlotRange(txn.DefaultPrefix).Contains(key) {
+		t.clears = true
+	}
+	t.Transaction.Clear(key)
+}
+
+func (t *sweepHookTx) Reset()                  { t.clears = false; t.Transaction.Reset() }
+func (t *sweepHookTx) OnError(err error) error { t.clears = false; return t.Transaction.OnError(err) }
+
+func (t *sweepHookTx) Commit() *kv.Future[struct{}] {
+	if t.clears {
+		t.db.once.Do(t.db.hook)
+	}
+	return t.Transaction.Commit()
+}
+
+// The janitor reads the slots as a snapshot, but each slot it removes gets
+// a read conflict: a slot written between the sweep's read and its commit
+// (here, its owner's next call) makes the sweep conflict, and the retry
+// finds it recent and keeps it.
+func TestSweepSparesSlotWrittenDuringIt(t *testing.T) {
+	inner, clk := openClocked(t)
+	ctx := context.Background()
+	var c txn.Commit
+	var err error
+	if _, _, err = txn.TransactCommit(ctx, inner, incr([]byte("c")), nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Hour) // the slot is old now
+	db := &sweepHookDB{Database: inner, hook: func() {
+		// The owner's next call rewrites the slot (it refreshes it first:
+		// its sighting is an hour old).
+		if _, c, err = txn.TransactCommit(ctx, inner, incr([]byte("c")), nil); err != nil {
+			t.Error(err)
+		}
+	}}
+	j := newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
+	res, serr := j.Step(ctx)
+	if serr != nil || c.ID.Seq != 2 || res.SlotsRemoved != 0 {
+		t.Fatalf("Step = %+v, %v, with the call during it %+v; want nothing removed and the owner's second call committed", res, serr, c)
+	}
+	st, ok := slots(t, inner)[slotRef{c.ID.Owner, c.ID.Slot}]
+	if !ok || st.Seq != c.ID.Seq || st.Stamp != c.Versionstamp {
+		t.Fatalf("slot after the sweep = %+v (present %v); want the second call's write %+v", st, ok, c)
+	}
+	if n := readCount(t, inner, []byte("c")); n != 2 {
+		t.Fatalf("counter = %d, want 2", n)
+	}
 }
 
 // A premature cleanup — forced here by jumping the version clock past the
@@ -492,5 +713,42 @@ func TestVersionJumpKeepsMinAge(t *testing.T) {
 	}
 	if n := readCount(t, inner, []byte("c")); n != 2 {
 		t.Fatalf("counter = %d, want 2", n)
+	}
+}
+
+// writeSlots writes n marker slots of n owners, as calls would leave them,
+// stamped now.
+func writeSlots(t testing.TB, db kv.Database, n int) {
+	t.Helper()
+	param := append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64([]byte{3}, 1), 1), make([]byte, 10)...)
+	param = binary.LittleEndian.AppendUint32(param, 13)
+	for done := 0; done < n; done += 500 {
+		do(t, db, func(tr kv.Transaction) (struct{}, error) {
+			for range min(500, n-done) {
+				tr.Atomic(kv.SetVersionstampedValue, txn.SlotKey(txn.DefaultPrefix, uuid.New(), 0), param)
+			}
+			return struct{}{}, nil
+		})
+	}
+}
+
+// The slot sweep reads the slots a page at a time: more dead owners' slots
+// than a page are all removed in one Step, and the recent ones between
+// them all kept.
+func TestSweepSlotsInPages(t *testing.T) {
+	db, clk := openClocked(t)
+	writeSlots(t, db, 2_500)
+	clk.Advance(time.Hour)
+	writeSlots(t, db, 300)
+	j := newJanitor(t, db, &cleanup.Options{Clock: clk.Now, MinAge: minAge})
+	res, err := j.Step(context.Background())
+	if err != nil || res.SlotsRemoved != 2_500 || res.SlotsMore {
+		t.Fatalf("Step = %+v, %v; want the 2500 old slots removed, none left for later", res, err)
+	}
+	if n := len(slots(t, db)); n != 300 {
+		t.Fatalf("%d slots left; want the 300 recent ones", n)
+	}
+	if s := j.Stats(); s.SlotsRemoved != 2_500 {
+		t.Fatalf("stats = %+v", s)
 	}
 }
