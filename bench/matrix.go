@@ -408,8 +408,10 @@ func sweep(ctx context.Context, e *engine, c *cell) error {
 	count := func() (int64, error) {
 		var n int64
 		err := scan(ctx, e.db, r, func(kv kv.KeyValue) error {
-			if _, err := txn.ParseMarkerKey(txn.DefaultPrefix, kv.Key); err == nil {
-				n++ // not the watermark, not a shard's sentinel
+			if _, _, err := txn.ParseSlotKey(txn.DefaultPrefix, kv.Key); err == nil {
+				n++ // a marker slot
+			} else if _, err := txn.ParseMarkerKey(txn.DefaultPrefix, kv.Key); err == nil {
+				n++ // a legacy marker: not the watermark, not a shard's sentinel
 			}
 			return nil
 		})

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/idemkv/idemkv/kv"
 	"github.com/idemkv/idemkv/txn"
 )
@@ -269,10 +271,14 @@ type MarkerCounts struct {
 	// it. Watermark is the janitor's: every marker below it was removed.
 	ReadVersion, Watermark int64
 	// Total is the number of markers, fences (Resolve's tombstones)
-	// included.
+	// included: marker slots and legacy markers.
 	Total int
-	// Shards counts markers per shard, for the shards that have a sentinel
-	// (every shard a call has used) or markers.
+	// Slots is the number of marker slots (of Total), and Owners the
+	// number of owners they belong to: a slot pool per process and
+	// database handle (see txn's doc, "Marker slots").
+	Slots, Owners int
+	// Shards counts legacy markers (written by earlier versions of txn)
+	// per shard, for the shards that have a sentinel or markers.
 	Shards []ShardMarkers
 	// ByAge counts markers by age: each bucket holds those younger than
 	// its Below and at least as old as the previous bucket's; the last
@@ -323,16 +329,30 @@ func (s *Store) Markers(ctx context.Context) (MarkerCounts, error) {
 	}
 	var counts [txn.MaxShards]int
 	var oldest [txn.MaxShards]int64
+	owners := map[uuid.UUID]bool{}
 	err = s.scan(ctx, all, func(_ int64, e kv.KeyValue) (bool, error) {
-		id, err := txn.ParseMarkerKey(prefix, e.Key)
-		if err != nil || int(id.Shard) >= txn.MaxShards {
-			return false, nil // a sentinel, the watermark, or a key the janitor refuses and names
+		var version int64
+		if owner, _, err := txn.ParseSlotKey(prefix, e.Key); err == nil {
+			st, err := txn.DecodeSlot(e.Value)
+			if err != nil {
+				return false, nil // a key the janitor refuses and names
+			}
+			owners[owner] = true
+			mc.Slots++
+			mc.Total++
+			version = st.Stamp.Version()
+		} else {
+			id, err := txn.ParseMarkerKey(prefix, e.Key)
+			if err != nil || int(id.Shard) >= txn.MaxShards {
+				return false, nil // a sentinel, the watermark, or a key the janitor refuses and names
+			}
+			if counts[id.Shard] == 0 || id.Version < oldest[id.Shard] {
+				oldest[id.Shard] = id.Version
+			}
+			counts[id.Shard]++
+			version = id.Version
 		}
-		if counts[id.Shard] == 0 || id.Version < oldest[id.Shard] {
-			oldest[id.Shard] = id.Version
-		}
-		counts[id.Shard]++
-		age := versionsToDuration(head.rv - id.Version)
+		age := versionsToDuration(head.rv - version)
 		for i := range mc.ByAge {
 			if b := mc.ByAge[i].Below; b == 0 || age < b {
 				mc.ByAge[i].Count++
@@ -344,6 +364,7 @@ func (s *Store) Markers(ctx context.Context) (MarkerCounts, error) {
 	if err != nil {
 		return mc, s.closing(err)
 	}
+	mc.Owners = len(owners)
 	for shard := range txn.MaxShards {
 		sm := ShardMarkers{Shard: uint8(shard), Count: counts[shard], FirstVersion: head.sentinels[shard]}
 		if sm.Count > 0 {
@@ -409,9 +430,16 @@ func sentinelVersion(val []byte) int64 {
 
 // CheckID reports, without writing anything, whether id can be the ID of a
 // call made on this store, before a Resolve fences it: Resolve writes a
-// tombstone for any ID whose marker is absent, and answers "not committed"
-// to a mistyped one. It refuses, with an error wrapping ErrImplausibleID
-// that says why:
+// tombstone for any ID whose call has not committed, and answers "not
+// committed" to a mistyped one. For a slot ID (txn.ID.IsSlot) it reads the
+// call's slot and refuses, with an error wrapping ErrImplausibleID that
+// says why:
+//   - a slot that is absent: no call of this store used it, or the janitor
+//     removed it (the outcome is then lost; Resolve would say so too);
+//   - a slot that holds a later call's sequence: reused after the call's
+//     resolve window, so the outcome is lost (Resolve would say so too).
+//
+// For a legacy ID (made by earlier versions of txn) it refuses:
 //   - a shard no call has used (none has a sentinel there), which for a
 //     shard at or past Options.Shards means a shard out of range;
 //   - a version after the database's current version (in the future);
@@ -425,6 +453,9 @@ func sentinelVersion(val []byte) int64 {
 func (s *Store) CheckID(ctx context.Context, id txn.ID) error {
 	if err := s.check(); err != nil {
 		return err
+	}
+	if id.IsSlot() {
+		return s.checkSlotID(ctx, id)
 	}
 	switch {
 	case id.IsZero():
@@ -440,7 +471,7 @@ func (s *Store) CheckID(ctx context.Context, id txn.ID) error {
 	if err != nil {
 		return s.closing(err)
 	}
-	shards := s.cfg.txnOpts.Shards
+	shards := s.cfg.shards
 	if shards == 0 {
 		shards = txn.DefaultShards
 	}
@@ -456,6 +487,35 @@ func (s *Store) CheckID(ctx context.Context, id txn.ID) error {
 		return fmt.Errorf("%w: %v: version %d is older than anything the store has seen in shard %d (its first call was at version %d, %v later)", ErrImplausibleID, id, id.Version, id.Shard, first, versionsToDuration(first-id.Version))
 	case id.Version < head.watermark:
 		return fmt.Errorf("%w: %v: version %d is below the janitor's watermark %d: its marker is gone and its outcome lost", ErrImplausibleID, id, id.Version, head.watermark)
+	}
+	return nil
+}
+
+// checkSlotID is CheckID for a slot ID.
+func (s *Store) checkSlotID(ctx context.Context, id txn.ID) error {
+	switch {
+	case id.Shard != 0 || id.Version != 0 || id.Rand != uuid.UUID{}:
+		return fmt.Errorf("%w: %v mixes a slot ID with a legacy one", txn.ErrInvalidID, id)
+	case id.Seq == 0:
+		return fmt.Errorf("%w: %v has sequence 0; calls count from 1", txn.ErrInvalidID, id)
+	case id.Owner.Version() != 4:
+		return fmt.Errorf("%w: %v's owner is not a version-4 UUID", txn.ErrInvalidID, id)
+	}
+	val, err := ReadTransact(ctx, s, func(tr kv.ReadTransaction) ([]byte, error) {
+		return tr.Get(txn.SlotKey(s.cfg.txnOpts.Prefix, id.Owner, id.Slot)).Get()
+	})
+	if err != nil {
+		return s.closing(err)
+	}
+	if val == nil {
+		return fmt.Errorf("%w: %v: the store has no slot %d of owner %v (no call of this store used it, is the prefix %q the calls'?; or the janitor removed it after its minimum age, and the outcome is lost)", ErrImplausibleID, id, id.Slot, id.Owner, s.cfg.prefix)
+	}
+	st, err := txn.DecodeSlot(val)
+	if err != nil {
+		return err
+	}
+	if st.Seq > id.Seq || (st.Seq == id.Seq && st.Attempt == txn.SlotRefreshed) {
+		return fmt.Errorf("%w: %v: its slot holds a later call's sequence %d: reused after the call's resolve window, so the outcome is lost", ErrImplausibleID, id, max(st.Seq, id.Seq+1))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/idemkv/idemkv/cleanup"
 	"github.com/idemkv/idemkv/txn"
@@ -113,6 +114,33 @@ type observer struct {
 	metrics Metrics      // may be nil
 	user    func(txn.Stats)
 	alive   markerEstimate
+	// slots, once the store is open, counts this process's marker slots
+	// for the store written at or after a version (txn.PoolSlots).
+	slots func(since int64) int64
+	// cutoff is the last sweep's cut-off: slots last written below it are
+	// gone.
+	cutoff atomic.Int64
+}
+
+// raiseCutoff records a sweep's cut-off; cut-offs only move up.
+func (o *observer) raiseCutoff(v int64) {
+	for {
+		c := o.cutoff.Load()
+		if v <= c || o.cutoff.CompareAndSwap(c, v) {
+			return
+		}
+	}
+}
+
+// markersAlive is the process's estimate of its markers alive: its marker
+// slots, and the legacy markers its calls left (none from this version of
+// txn) that the janitor has not removed.
+func (o *observer) markersAlive() int64 {
+	n := o.alive.value()
+	if o.slots != nil {
+		n += o.slots(o.cutoff.Load())
+	}
+	return n
 }
 
 func newObserver(log *slog.Logger, m Metrics, user func(txn.Stats), minAge int64) *observer {
@@ -143,15 +171,14 @@ func (o *observer) call(st txn.Stats) {
 			o.log.Info("idemkv: ambiguous commit recovered from its marker",
 				slog.String("id", st.ID.String()), slog.Int("attempts", st.Attempts), slog.Int("ambiguous", st.Ambiguous))
 		}
-		if !st.ID.IsZero() {
-			o.alive.add(st.ID.Version)
+		if !st.ID.IsZero() && !st.ID.IsSlot() {
+			o.alive.add(st.ID.Version) // a legacy marker, one per call
 		}
 	}
 	if o.metrics != nil {
 		o.metrics.Call(outcome, st)
-		if outcome == CallCommitted {
-			o.metrics.MarkersAlive(o.alive.value())
-		}
+		// After every call: one whose outcome is unknown pins its slot.
+		o.metrics.MarkersAlive(o.markersAlive())
 	}
 	if o.user != nil {
 		o.user(st)
@@ -174,10 +201,11 @@ func (o *observer) sweep(res cleanup.StepResult, err error, failures int64) {
 			slog.Int("keyed_removed", res.KeyedRemoved), slog.Bool("keyed_more", res.KeyedMore),
 			slog.Duration("duration", res.Duration))
 		o.alive.dropBelow(res.Cutoff)
+		o.raiseCutoff(res.Cutoff)
 	}
 	if o.metrics != nil {
 		o.metrics.Sweep(res, err)
-		o.metrics.MarkersAlive(o.alive.value())
+		o.metrics.MarkersAlive(o.markersAlive())
 	}
 }
 

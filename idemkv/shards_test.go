@@ -2,6 +2,8 @@ package idemkv_test
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,9 +13,12 @@ import (
 	"github.com/idemkv/idemkv/txn"
 )
 
-// The shard layout is a property of the data, not of each opening's
-// options: a store reopened with another Shards sweeps every marker and
-// resolves every ID the earlier opening made (issue 11, item 2).
+// Options.Shards no longer shapes anything: calls write marker slots,
+// whatever it says. A store reopened with another Shards resolves the IDs
+// the earlier opening made — committed for the last call of each slot,
+// outcome lost (the slot reused, never a wrong answer) for the calls
+// before it, which returned long ago — and its janitor sweeps every
+// marker (issue 11, item 2; issue 14).
 func TestStoreReopenedWithOtherShards(t *testing.T) {
 	needsEngine(t, "a directory reopened, on a manual clock")
 	dir := t.TempDir()
@@ -33,31 +38,52 @@ func TestStoreReopenedWithOtherShards(t *testing.T) {
 	}
 
 	s := open(txn.MaxShards)
+	var mu sync.Mutex
 	var ids []txn.ID
-	for range 600 {
-		_, c, err := idemkv.TransactCommit(ctx, s, add)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, c.ID)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 {
+				_, c, err := idemkv.TransactCommit(ctx, s, add)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, c.ID)
+				mu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	last := map[uint32]uint64{} // slot -> its last call's sequence
+	for _, id := range ids {
+		last[id.Slot] = max(last[id.Slot], id.Seq)
 	}
 
 	s = open(4)
 	defer s.Close()
-	high := 0
+	committed := 0
 	for _, id := range ids {
-		if id.Shard >= 4 {
-			high++
-		}
-		if o, err := s.Resolve(ctx, id); err != nil || o != txn.Committed {
-			t.Fatalf("Resolve(%v) with Shards 4 = %v, %v; want committed", id, o, err)
+		o, err := s.Resolve(ctx, id)
+		var lost *txn.OutcomeLostError
+		switch {
+		case id.Seq == last[id.Slot]:
+			if err != nil || o != txn.Committed {
+				t.Fatalf("Resolve(%v), its slot's last call, with Shards 4 = %v, %v; want committed", id, o, err)
+			}
+			committed++
+		case !errors.As(err, &lost) || !lost.Reused:
+			t.Fatalf("Resolve(%v), an earlier call of a reused slot, = %v, %v; want *OutcomeLostError (Reused)", id, o, err)
 		}
 	}
-	if high == 0 {
-		t.Fatal("no ID landed on a shard above 3: the test proves nothing")
+	if committed != len(last) || len(ids) != 600 {
+		t.Fatalf("%d committed answers for %d slots, %d calls", committed, len(last), len(ids))
 	}
 	clk.Advance(idemkv.DefaultLease + 11*time.Minute)
 	if _, err := s.Sweep(ctx); err != nil {
@@ -65,11 +91,11 @@ func TestStoreReopenedWithOtherShards(t *testing.T) {
 	}
 	left := 0
 	for _, e := range dump(t, s, "tx/") {
-		if _, err := txn.ParseMarkerKey(append([]byte(string(idemkv.DefaultPrefix)), "tx/"...), e.Key); err == nil {
+		if _, _, err := txn.ParseSlotKey(append([]byte(string(idemkv.DefaultPrefix)), "tx/"...), e.Key); err == nil {
 			left++
 		}
 	}
 	if left != 0 {
-		t.Fatalf("%d of %d expired markers left after a sweep", left, len(ids))
+		t.Fatalf("%d of %d expired marker slots left after a sweep", left, len(last))
 	}
 }

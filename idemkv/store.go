@@ -48,12 +48,12 @@ type Options struct {
 	// use the same Prefix.
 	Prefix []byte
 
-	// Shards, RetryLimit, Timeout and MaxRetryDelay are passed to txn (see
-	// txn.Options): marker shards (default 16, at most 255; the shard is
-	// part of each ID, so Shards may change between openings and differ
-	// between processes, and the janitor sweeps every shard), retries per
-	// call (default 100, negative for no limit), a bound on a whole call
-	// (0: only ctx's), and the backoff cap (default 1 s).
+	// RetryLimit, Timeout and MaxRetryDelay are passed to txn (see
+	// txn.Options): retries per call (default 100, negative for no limit),
+	// a bound on a whole call (0: only ctx's), and the backoff cap
+	// (default 1 s). Shards no longer shapes anything (txn.Options.Shards
+	// is deprecated: calls write marker slots); it is checked, 0 to 255,
+	// and CheckID names it when it refuses a legacy ID's shard.
 	Shards, RetryLimit     int
 	Timeout, MaxRetryDelay time.Duration
 
@@ -115,6 +115,7 @@ type Options struct {
 // config is Options with defaults applied and checked.
 type config struct {
 	prefix    []byte
+	shards    int // Options.Shards, for CheckID's legacy IDs
 	txnOpts   txn.Options
 	retention time.Duration
 	lease     time.Duration
@@ -176,9 +177,9 @@ func (o *Options) config() (config, error) {
 	obs := newObserver(opts.Logger, opts.Metrics, opts.Observe, versions(cmp.Or(opts.MinAge, cleanup.DefaultMinAge)))
 	return config{
 		prefix: prefix,
+		shards: opts.Shards,
 		txnOpts: txn.Options{
 			Prefix:        markers,
-			Shards:        opts.Shards,
 			RetryLimit:    opts.RetryLimit,
 			Timeout:       opts.Timeout,
 			MaxRetryDelay: opts.MaxRetryDelay,
@@ -285,6 +286,8 @@ func newStore(cfg config, base kv.Database) (*Store, error) {
 	}
 	s.keyed = newKeyspace(cfg.prefix)
 	s.keyed.clock = cfg.clock
+	db, txnOpts := s.db, &s.cfg.txnOpts
+	cfg.obs.slots = func(since int64) int64 { n, _ := txn.PoolSlots(db, txnOpts, since); return int64(n) }
 	jopts := cfg.janitor
 	idx := s.keyed.idx
 	idx.Remove = s.keyed.remove

@@ -219,20 +219,26 @@ func TestTransactAndResolve(t *testing.T) {
 	}); !errors.Is(err, boom) {
 		t.Fatalf("fn error: %v", err)
 	}
-	// Resolve of a committed call's ID (read back from its marker; the
+	// Resolve of a committed call's ID (read back from its slot; the
 	// fault tests resolve IDs from timed-out calls).
 	kvs := dump(t, s, "tx/")
 	if len(kvs) == 0 {
 		t.Fatal("no transaction markers written")
 	}
 	var committed txn.ID
-	for _, e := range kvs { // markers, and the sentinels of their shards
-		if committed, err = txn.ParseMarkerKey(append([]byte(string(idemkv.DefaultPrefix)), "tx/"...), e.Key); err == nil {
-			break
+	for _, e := range kvs { // the store's marker slot: its last call's sequence
+		owner, slot, err := txn.ParseSlotKey(append([]byte(string(idemkv.DefaultPrefix)), "tx/"...), e.Key)
+		if err != nil {
+			continue
 		}
+		st, err := txn.DecodeSlot(e.Value)
+		if err != nil || !st.Committed() {
+			t.Fatalf("slot %q = %+v, %v; want a committed call's", e.Key, st, err)
+		}
+		committed = txn.ID{Owner: owner, Slot: slot, Seq: st.Seq}
 	}
-	if err != nil {
-		t.Fatal(err)
+	if committed.IsZero() {
+		t.Fatalf("no marker slot among %q", kvs)
 	}
 	if o, err := s.Resolve(ctx, committed); err != nil || o != txn.Committed {
 		t.Fatalf("Resolve of a committed call: %v, %v", o, err)

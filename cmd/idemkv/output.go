@@ -158,7 +158,7 @@ func cmdShow(ctx context.Context, s *idemkv.Store, scope, key string, out *outpu
 func cmdResolve(ctx context.Context, s *idemkv.Store, arg string, force bool, out *output) error {
 	id, err := txn.ParseID(arg)
 	if err != nil {
-		return usageErr("resolve: %v (IDs look like 03-000000000a1b2c3d-6f1c2d3e-...: shard, version, UUID, as an UnknownResultError prints them)", err)
+		return usageErr("resolve: %v (IDs look like s-00000003-0000000000000007-6f1c2d3e-...: slot, sequence, owner UUID, as an UnknownResultError prints them; or, from earlier versions, 03-000000000a1b2c3d-6f1c2d3e-...: shard, version, UUID)", err)
 	}
 	if err := s.CheckID(ctx, id); err != nil {
 		switch {
@@ -216,6 +216,8 @@ type markersJSON struct {
 	ReadVersion int64 `json:"read_version"`
 	Watermark   int64 `json:"watermark"`
 	Total       int   `json:"total"`
+	Slots       int   `json:"slots"`
+	SlotOwners  int   `json:"slot_owners"`
 	Shards      []struct {
 		Shard         int     `json:"shard"`
 		Count         int     `json:"count"`
@@ -229,7 +231,7 @@ type markersJSON struct {
 }
 
 func toMarkersJSON(mc idemkv.MarkerCounts) markersJSON {
-	j := markersJSON{ReadVersion: mc.ReadVersion, Watermark: mc.Watermark, Total: mc.Total}
+	j := markersJSON{ReadVersion: mc.ReadVersion, Watermark: mc.Watermark, Total: mc.Total, Slots: mc.Slots, SlotOwners: mc.Owners}
 	for _, sm := range mc.Shards {
 		j.Shards = append(j.Shards, struct {
 			Shard         int     `json:"shard"`
@@ -265,8 +267,9 @@ func cmdMarkers(ctx context.Context, s *idemkv.Store, out *output) error {
 	}
 	return out.emit(toMarkersJSON(mc), func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "markers\t%d\n", mc.Total)
+		fmt.Fprintf(w, "marker slots\t%d of %d owners\n", mc.Slots, mc.Owners)
 		fmt.Fprintf(w, "watermark\t%d (%s behind the read version %d)\n\n", mc.Watermark, dur(idemkvDur(mc.ReadVersion-mc.Watermark)), mc.ReadVersion)
-		fmt.Fprintln(w, "SHARD\tMARKERS\tOLDEST")
+		fmt.Fprintln(w, "SHARD\tLEGACY MARKERS\tOLDEST")
 		for _, sm := range mc.Shards {
 			fmt.Fprintf(w, "%d\t%d\t%s\n", sm.Shard, sm.Count, dur(sm.Oldest))
 		}
@@ -295,6 +298,7 @@ func cmdStats(ctx context.Context, s *idemkv.Store, out *output) error {
 		ReadVersion   int64          `json:"read_version"`
 		Watermark     int64          `json:"watermark"`
 		Markers       int            `json:"markers"`
+		MarkerSlots   int            `json:"marker_slots"`
 		MarkerShards  int            `json:"marker_shards"`
 		KeyedRecords  int            `json:"keyed_records"`
 		KeyedByState  map[string]int `json:"keyed_by_state"`
@@ -304,11 +308,11 @@ func cmdStats(ctx context.Context, s *idemkv.Store, out *output) error {
 	for _, sm := range mc.Shards {
 		oldest = max(oldest, sm.Oldest)
 	}
-	st := statsJSON{mc.ReadVersion, mc.Watermark, mc.Total, len(mc.Shards), records, byState, oldest.Seconds()}
+	st := statsJSON{mc.ReadVersion, mc.Watermark, mc.Total, mc.Slots, len(mc.Shards), records, byState, oldest.Seconds()}
 	return out.emit(st, func(w *tabwriter.Writer) {
 		fmt.Fprintf(w, "read version\t%d\n", st.ReadVersion)
 		fmt.Fprintf(w, "janitor watermark\t%d\n", st.Watermark)
-		fmt.Fprintf(w, "markers\t%d in %d shards, oldest %s\n", st.Markers, st.MarkerShards, dur(oldest))
+		fmt.Fprintf(w, "markers\t%d: %d slots, %d legacy in %d shards, oldest legacy %s\n", st.Markers, st.MarkerSlots, st.Markers-st.MarkerSlots, st.MarkerShards, dur(oldest))
 		fmt.Fprintf(w, "keyed records\t%d\n", st.KeyedRecords)
 		for _, k := range []idemkv.KeyedState{idemkv.KeyedStateInProgress, idemkv.KeyedStateExpired, idemkv.KeyedStateCompleted, idemkv.KeyedStateUnknown} {
 			fmt.Fprintf(w, "  %s\t%d\n", k, byState[string(k)])

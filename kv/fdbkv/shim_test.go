@@ -17,7 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/apple/foundationdb/bindings/go/src/fdb"
 
@@ -173,12 +172,10 @@ func TestTransactDropInOnShim(t *testing.T) {
 }
 
 // fdbkv.Transact reuses one DB per fdb.Database, so txn's per-database
-// sentinel cache works across its calls: a call soon after another skips
-// the read of its shard's sentinel. Seen from outside: after a foreign
-// clear of the sentinel, a call that skipped the read leaves it absent,
-// where a call that read it would have created it again (see "The
-// sentinel cache" in txn's doc).
-func TestTransactUsesSentinelCacheOnShim(t *testing.T) {
+// slot pool works across its calls: calls one after another hold the same
+// marker slot of the same owner, in turn, and leave one marker in all (see
+// "Marker slots" in txn's doc).
+func TestTransactUsesSlotPoolOnShim(t *testing.T) {
 	if err := fdb.APIVersion(DefaultAPIVersion); err != nil {
 		t.Fatal(err)
 	}
@@ -190,45 +187,31 @@ func TestTransactUsesSentinelCacheOnShim(t *testing.T) {
 	if first, second := wrapped(db), wrapped(db); first != second {
 		t.Fatal("Transact wraps the same fdb.Database in a new DB each call")
 	}
-	opts := &txn.Options{Prefix: []byte("\xfdcache/"), Shards: 1}
-	sentinel := fdb.Key(txn.SentinelKey(opts.Prefix, 0))
+	var ids []txn.ID
+	opts := &txn.Options{Prefix: []byte("\xfdcache/"), Observe: func(st txn.Stats) { ids = append(ids, st.ID) }}
 	add := func(tr fdb.Transaction) (struct{}, error) {
 		tr.Add(fdb.Key("cache/counter"), []byte{1, 0, 0, 0, 0, 0, 0, 0})
 		return struct{}{}, nil
 	}
-	present := func() bool {
-		v, err := db.ReadTransact(func(rt fdb.ReadTransaction) (any, error) { return rt.Get(sentinel).Get() })
-		if err != nil {
+	for range 3 {
+		if _, err := Transact(context.Background(), db, add, opts); err != nil {
 			t.Fatal(err)
 		}
-		return v.([]byte) != nil
 	}
-	// The cache trusts a sighting for one second of versions; a machine
-	// too loaded to make the second call within half of that retries.
-	for try := 0; ; try++ {
-		if _, err := Transact(context.Background(), db, add, opts); err != nil {
-			t.Fatal(err)
+	r := txn.SlotRange(opts.Prefix)
+	v, err := db.ReadTransact(func(rt fdb.ReadTransaction) (any, error) {
+		return rt.GetRange(fdb.KeyRange{Begin: fdb.Key(r.Begin), End: fdb.Key(r.End)}, fdb.RangeOptions{}).GetSliceWithError()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kvs := v.([]fdb.KeyValue); len(kvs) != 1 {
+		t.Fatalf("%d marker slots after 3 calls in turn; want 1, reused", len(kvs))
+	}
+	for i, id := range ids {
+		if !id.IsSlot() || id.Owner != ids[0].Owner || id.Slot != ids[0].Slot || id.Seq != uint64(i+1) {
+			t.Fatalf("call %d's ID %v; want the first's owner and slot, sequence %d (IDs %v)", i, id, i+1, ids)
 		}
-		start := time.Now()
-		if !present() {
-			t.Fatal("the first call left no sentinel")
-		}
-		if _, err := db.Transact(func(tr fdb.Transaction) (any, error) {
-			tr.Clear(sentinel)
-			return nil, nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := Transact(context.Background(), db, add, opts); err != nil {
-			t.Fatal(err)
-		}
-		if time.Since(start) > 500*time.Millisecond && try < 3 {
-			continue
-		}
-		if present() {
-			t.Fatal("the second call read the sentinel: Transact's calls do not share txn's sentinel cache")
-		}
-		return
 	}
 }
 
