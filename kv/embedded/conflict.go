@@ -19,13 +19,16 @@ import (
 // apart from true ranges:
 //   - points: the latest version that wrote each key, in a hash map (a point
 //     read checks in O(1)), and every write in a log of fixed-size blocks
-//     in version order. A range read checks the writes newer than rv: each
-//     full block wholly newer than rv by a binary search of its keys,
-//     sorted the first time a range read needs them; the block straddling
-//     rv and the open last block entry by entry. That is
-//     O(writes since rv / block size × log(block size) + block size) per
-//     range, and nothing is sorted or indexed for workloads that only read
-//     points;
+//     in version order. A range read checks the writes newer than rv: up
+//     to runAfterBlocks blocks back, each full block wholly newer than rv
+//     by a binary search of its keys, sorted the first time a range read
+//     needs them, the block straddling rv and the open last block entry by
+//     entry; further back, through sorted runs of merged blocks
+//     (conflictruns.go): a binary search per run, O(log blocks) runs, and
+//     in the run straddling rv the entries in the range or its blocks,
+//     whichever are fewer. Nothing is sorted or indexed for workloads
+//     that only read points, and no run is built for range reads at
+//     recent read versions;
 //   - ranges (ClearRange, versionstamped keys, explicit write conflict
 //     ranges): a list by version, scanned from the newest down to rv.
 //
@@ -46,6 +49,16 @@ type conflictWindow struct {
 	// blockSize is the entries per block (defaultConflictBlock unless a
 	// test sets it before the first add).
 	blockSize int
+	// seq0 is the sequence number of log[0]: log[i] is block seq0+i, a
+	// number runs keep as log is resliced.
+	seq0 int64
+	// runs index the full blocks before block runTo by key, oldest first;
+	// range checks build them (conflictruns.go).
+	runs  []*sortedRun
+	runTo int64
+	// runScan is defaultRunScan unless a test sets it before the first
+	// add (negative: never scan a straddling run's entries).
+	runScan int
 
 	ranges []rangeEntry // ascending version
 }
@@ -78,6 +91,9 @@ func (w *conflictWindow) init() {
 		w.points = make(map[string]int64)
 		if w.blockSize <= 0 {
 			w.blockSize = defaultConflictBlock
+		}
+		if w.runScan == 0 {
+			w.runScan = defaultRunScan
 		}
 	}
 }
@@ -138,12 +154,16 @@ func (w *conflictWindow) prune(floor int64) {
 		clear(b.ents)
 		b.ents, b.sorted = b.ents[:0], nil
 		w.head = 0
+		w.seq0++ // b goes, or is refilled as a new block
 		if len(w.log) == 1 {
 			break
 		}
 		w.log[0] = nil
 		w.log = w.log[1:] // reslice: append reallocates, copying only the live part
 		w.spare = b
+	}
+	if len(w.runs) > 0 && w.runs[0].to <= w.seq0 {
+		w.dropRuns(0)
 	}
 	n := 0
 	for n < len(w.ranges) && w.ranges[n].version < floor {
@@ -199,6 +219,7 @@ func (w *conflictWindow) dropFrom(v int64) {
 	}
 	clear(w.ranges[j:])
 	w.ranges = w.ranges[:j]
+	w.dropRuns(v)
 }
 
 // eachLive calls fn for every unpruned point write, in version order.
@@ -239,10 +260,10 @@ func (w *conflictWindow) conflicts(rv int64, reads []kv.Range) bool {
 	if w.newestPoint() <= rv {
 		return false // no point write since rv
 	}
-	var spans []kv.Range
+	var spans []span
 	for _, rr := range reads {
 		if !isPoint(rr) {
-			spans = append(spans, rr)
+			spans = append(spans, span{unsafeString(rr.Begin), unsafeString(rr.End)})
 			continue
 		}
 		if v, ok := w.points[string(rr.Begin)]; ok && v > rv {
@@ -252,49 +273,68 @@ func (w *conflictWindow) conflicts(rv int64, reads []kv.Range) bool {
 	if len(spans) == 0 {
 		return false
 	}
-	// Blocks from the newest back to the one holding rv's successor.
-	for i := len(w.log) - 1; i >= 0; i-- {
-		b := w.log[i]
-		ents := b.ents
-		if i == 0 {
-			ents = ents[w.head:]
-		}
-		if len(ents) == 0 {
+	// The blocks not in a run, newest first, while they are few; a check
+	// reaching further back first adds the full ones to the runs, so a
+	// workload whose range reads are recent never builds any.
+	for i, n := len(w.log)-1, 0; i >= 0 && w.seq0+int64(i) >= w.runTo; i, n = i-1, n+1 {
+		if n == runAfterBlocks {
+			w.catchUpRuns()
 			break
 		}
-		if ents[0].version > rv && len(b.ents) == w.blockSize && (i > 0 || w.head == 0) {
-			// Wholly newer than rv and full: any key of it inside a span
-			// conflicts.
-			if b.sorted == nil {
-				b.sorted = make([]string, len(b.ents))
-				for j, p := range b.ents {
-					b.sorted[j] = p.key
-				}
-				slices.Sort(b.sorted)
-			}
-			for _, sp := range spans {
-				j := sort.SearchStrings(b.sorted, string(sp.Begin))
-				if j < len(b.sorted) && b.sorted[j] < string(sp.End) {
-					return true
-				}
-			}
-			continue
+		conflict, older := w.blockConflicts(i, rv, spans)
+		if conflict {
+			return true
 		}
-		// The open last block or the one straddling rv: entry by entry,
-		// newest first, down to rv.
-		for j := len(ents) - 1; j >= 0 && ents[j].version > rv; j-- {
-			k := ents[j].key
-			for _, sp := range spans {
-				if k >= string(sp.Begin) && k < string(sp.End) {
-					return true
-				}
-			}
-		}
-		if ents[0].version <= rv {
-			break
+		if older {
+			return false
 		}
 	}
-	return false
+	return w.runsConflict(rv, spans)
+}
+
+// runAfterBlocks is how many blocks not yet in runs a range check looks at
+// one by one before it indexes them (catchUpRuns).
+const runAfterBlocks = 8
+
+// blockConflicts reports whether a write in log[i] at a version above rv
+// lies in one of spans, and whether everything in the blocks before it is
+// at or below rv. A full block wholly newer than rv is searched by key
+// (its keys sorted the first time one is needed), any other entry by
+// entry, newest first, down to rv.
+func (w *conflictWindow) blockConflicts(i int, rv int64, spans []span) (conflict, older bool) {
+	b := w.log[i]
+	ents := b.ents
+	if i == 0 {
+		ents = ents[w.head:]
+	}
+	if len(ents) == 0 {
+		return false, true
+	}
+	if ents[0].version > rv && len(b.ents) == w.blockSize && (i > 0 || w.head == 0) {
+		if b.sorted == nil {
+			b.sorted = make([]string, len(b.ents))
+			for j, p := range b.ents {
+				b.sorted[j] = p.key
+			}
+			slices.Sort(b.sorted)
+		}
+		for _, sp := range spans {
+			j := sort.SearchStrings(b.sorted, sp.begin)
+			if j < len(b.sorted) && b.sorted[j] < sp.end {
+				return true, false
+			}
+		}
+		return false, false
+	}
+	for j := len(ents) - 1; j >= 0 && ents[j].version > rv; j-- {
+		k := ents[j].key
+		for _, sp := range spans {
+			if k >= sp.begin && k < sp.end {
+				return true, false
+			}
+		}
+	}
+	return false, ents[0].version <= rv
 }
 
 // pointCount is the number of unpruned point writes (for tests).

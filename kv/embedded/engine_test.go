@@ -198,27 +198,45 @@ func TestConflictWindowAgainstModel(t *testing.T) {
 	// random writes, queries, prunes and dropped groups; with the default
 	// block size and with blocks of 4 writes, so that queries cross full
 	// (binary-searched) blocks, straddling ones and the open last one.
+	// Range checks reaching far back cross the sorted runs of full blocks:
+	// with 400 keys and narrow ranges ("narrow"), most of them find no
+	// conflict in the newest blocks and go on into the runs; in the run
+	// straddling the read version, scan=-1 always checks block by block
+	// and scan=1<<30 always scans the entries in the read ranges.
 	seed := testSeed(t)
-	for _, bs := range []int{defaultConflictBlock, 4} {
-		t.Run(fmt.Sprintf("block=%d", bs), func(t *testing.T) {
-			testConflictWindowAgainstModel(t, seed, bs)
+	for _, c := range []struct {
+		block, scan int
+		narrow      bool
+	}{{defaultConflictBlock, 0, false}, {4, 0, false}, {4, 0, true}, {4, -1, true}, {4, 1 << 30, true}} {
+		t.Run(fmt.Sprintf("block=%d/scan=%d/narrow=%v", c.block, c.scan, c.narrow), func(t *testing.T) {
+			testConflictWindowAgainstModel(t, seed, c.block, c.scan, c.narrow)
 		})
 	}
 }
 
-func testConflictWindowAgainstModel(t *testing.T, seed uint64, blockSize int) {
+func testConflictWindowAgainstModel(t *testing.T, seed uint64, blockSize, runScan int, narrow bool) {
 	rng := rand.New(rand.NewPCG(seed, 0xc0f1))
 	type rec struct {
 		v int64
 		r kv.Range
 	}
-	w := conflictWindow{blockSize: blockSize}
+	w := conflictWindow{blockSize: blockSize, runScan: runScan}
 	var model []rec
 	floor := int64(0)
-	key := func() []byte { return []byte{byte('a' + rng.IntN(20))} }
+	key := func() []byte {
+		if narrow {
+			return []byte{byte('a' + rng.IntN(20)), byte('a' + rng.IntN(20))}
+		}
+		return []byte{byte('a' + rng.IntN(20))}
+	}
 	rnd := func() kv.Range {
 		if rng.IntN(3) > 0 {
 			return kv.SingleKeyRange(key())
+		}
+		if narrow {
+			a := key()
+			b := []byte{a[0], a[1] + byte(rng.IntN(3))}
+			return kv.Range{Begin: a, End: append(b, 0)}
 		}
 		a, b := key(), key()
 		if bytes.Compare(a, b) > 0 {
