@@ -94,7 +94,7 @@ func (t *transaction) get(key []byte, snapshot bool) *kv.Future[[]byte] {
 		v, present = e.resolve(v, present)
 	}
 	if !snapshot {
-		t.addRead(t.readCopy(key, nil))
+		t.addRead(t.readCopyKey(key))
 	}
 	return kv.Ready(clone(v, present), nil)
 }
@@ -136,7 +136,7 @@ func (t *transaction) getRange(r kv.Range, opts kv.RangeOptions, snapshot bool) 
 		}
 	}
 	if !snapshot {
-		cr := kv.Range{Begin: clone(r.Begin, true), End: clone(r.End, true)}
+		cr := t.readCopy(r.Begin, r.End)
 		if !full && len(out) > 0 {
 			// A limited read conflicts only on the part it actually read.
 			last := out[len(out)-1].Key
@@ -242,34 +242,39 @@ func clone(v []byte, present bool) []byte {
 	return append([]byte{}, v...)
 }
 
-// readCopy copies a read conflict range's bounds (end nil: the single key
-// begin) into the attempt's read arena, which its commit request carries,
-// while it has room, else into one allocation. Read conflict ranges are
-// only read by the committer's check, never kept, so the arena is reused
-// with the request.
+// readCopy copies a read conflict range's bounds into the attempt's read
+// arena, which its commit request carries, while it has room, else into
+// one allocation. Read conflict ranges are only read by the committer's
+// check, never kept, so the arena is reused with the request.
 func (t *transaction) readCopy(begin, end []byte) kv.Range {
+	buf, b := t.readBytes(len(begin)+len(end)), len(begin)
+	copy(buf, begin)
+	copy(buf[b:], end)
+	return kv.Range{Begin: buf[:b:b], End: buf[b:]}
+}
+
+// readCopyKey is readCopy of the single key range of key.
+func (t *transaction) readCopyKey(key []byte) kv.Range {
+	k := len(key)
+	buf := t.readBytes(k + k + 1)
+	copy(buf, key)
+	copy(buf[k:], key)
+	buf[k+k] = 0
+	return kv.Range{Begin: buf[:k:k], End: buf[k:]}
+}
+
+// readBytes returns n bytes of the read arena, or of a new allocation if
+// it has no room left.
+func (t *transaction) readBytes(n int) []byte {
 	if t.a.req == nil {
 		t.request()
 	}
-	b, e := len(begin), len(end)
-	if end == nil {
-		e = b + 1
+	a := t.a.arena
+	if cap(a)-len(a) < n {
+		return make([]byte, n)
 	}
-	var buf []byte
-	if a := t.a.arena; cap(a)-len(a) >= b+e {
-		buf = a[len(a) : len(a)+b+e]
-		t.a.arena = a[:len(a)+b+e]
-	} else {
-		buf = make([]byte, b+e)
-	}
-	copy(buf, begin)
-	if end == nil {
-		copy(buf[b:], begin)
-		buf[b+b] = 0
-	} else {
-		copy(buf[b:], end)
-	}
-	return kv.Range{Begin: buf[:b:b], End: buf[b : b+e : b+e]}
+	t.a.arena = a[:len(a)+n]
+	return a[len(a) : len(a)+n : len(a)+n]
 }
 
 // cloneRange copies r's bounds into one allocation, each capacity-limited.
