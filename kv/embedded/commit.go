@@ -314,9 +314,13 @@ func (db *DB) commitGroup(group []*commitReq) {
 		}
 		db.store.commit()
 		db.lastVersion = cv
+		// Aged before the committers are answered, as Pebble's snapshots
+		// are released in publish: a commit that returns has dropped what
+		// aged out of the window (TestSnapshotReleaseIsTooOld read the
+		// floor while the committer was still raising it, now and then).
+		db.store.age(cv - kv.MaxTransactionLifeVersions)
 		g := appliedGroup{group: group, accepted: accepted, cv: cv, snap: &snapshot{version: cv, mem: db.store}}
 		db.publish(&g)
-		db.store.age(cv - kv.MaxTransactionLifeVersions)
 		return
 	}
 	b.Set(metaVersion, encodeVersion(cv, db.opts.Clock()), nil)
