@@ -174,13 +174,17 @@
 // (default 24 h, as Stripe keeps idempotency keys) after its last write;
 // the janitor removes due records, checking a token so that a record
 // written again since is kept. After that, the key is new again.
-// Transaction markers are removed MinAge (default 10 minutes) after their
-// call; resolve timed-out calls within it.
+// Transaction markers are slots a process's calls reuse (see txn's doc);
+// the janitor removes the slots unused for MinAge (default 10 minutes):
+// those of processes and handles gone, and idle ones. A call whose outcome
+// is unknown keeps its slot for Resolve for as long; resolve timed-out
+// calls within it.
 //
 // # Keyspace
 //
 // Everything lives under Options.Prefix (default "\xfdidemkv/"): "tx/"
-// transaction markers and the janitor's watermark, "c/" plain counters,
+// transaction marker slots (and the legacy markers of earlier versions, the
+// janitor's watermark and clock samples), "c/" plain counters,
 // "s/" sharded counter shards, "k/" keyed records, "a/" their age index.
 // Processes sharing a database must share the prefix; keep other data out
 // of it.
