@@ -34,7 +34,7 @@ func TestSlotPoolAddressReuse(t *testing.T) {
 		if q, _ := poolFor(db, &c); q != p {
 			t.Fatal("a database's pool was not found again")
 		}
-		p.release(p.acquire(time.Now()), time.Time{})
+		p.release(p.acquire(), time.Time{})
 		return uintptr(unsafe.Pointer(db))
 	}
 	old := record()
@@ -56,7 +56,7 @@ func TestSlotPoolAddressReuse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s := p.acquire(time.Now()); s.index != 0 || s.seq != 1 || !s.absent {
+		if s := p.acquire(); s.index != 0 || s.seq != 1 || !s.absent {
 			t.Fatalf("the new database's first slot: index %d, seq %d, absent %v; want a new pool's", s.index, s.seq, s.absent)
 		}
 		runtime.KeepAlive(keep)

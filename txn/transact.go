@@ -144,7 +144,7 @@ func (r *runner[T]) run() (v T, err error) {
 	if r.pool, err = poolFor(r.db, &r.cfg); err != nil {
 		return zero, err
 	}
-	r.slot = r.pool.acquire(time.Now())
+	r.slot = r.pool.acquire()
 	r.id = ID{Owner: r.pool.owner, Slot: r.slot.index, Seq: r.slot.seq}
 	defer func() {
 		// A call whose outcome is unknown keeps its slot for Resolve.
