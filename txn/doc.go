@@ -180,15 +180,18 @@
 // # What it costs
 //
 // On the happy path: one small key written, the slot, which the call before
-// wrote too (about 60 bytes with the default prefix, as a versionstamped
-// value), and one read conflict range per transaction; no extra read, no
-// extra transaction, no per-commit cleanup. Overwritten keys cost a
-// storage engine less than fresh ones (an LSM collapses them; the conflict
-// window holds one entry per slot). A write-only function also needs the
-// read version it would otherwise not ask for, to check the pool's
-// sighting. A slot idle for more than a second (of versions) costs one
-// point read, overlapping fn; a new slot, or one idle for five seconds, a
-// small transaction before the call's first attempt. After an ambiguous
+// wrote too (a 37-byte key and a 23-byte versionstamped value with the
+// default prefix), and one read conflict range per transaction; no extra
+// read, no extra transaction, no per-commit cleanup. Overwritten keys cost
+// a storage engine less than fresh ones (an LSM collapses them; the
+// conflict window holds one entry per slot). Each attempt asks for its read
+// version first, to check the pool's sighting; a write-only function would
+// otherwise not ask for one, but a transaction with a read conflict range
+// needs one anyway — FoundationDB's client gets it before committing, and
+// so does kv/embedded — so this only asks earlier (no extra cost, measured
+// on the in-memory engine). A slot idle for more than a second (of
+// versions) costs one point read, overlapping fn; a new slot, or one idle
+// for five seconds, a small transaction before the call's first attempt. After an ambiguous
 // error: one point read per later attempt. txn's own code — the pool, the
 // slot's value, the retry loop — costs about a microsecond per call
 // (BenchmarkOwnCost, on a database that does nothing), small beside an
