@@ -38,6 +38,10 @@ type scriptDB struct {
 	// after, if set, runs after the n-th commit's inner commit applied
 	// (the applied actions), before its error is reported.
 	after func(n int)
+	// refreshPlan, if set, says what to do to the n-th slot refresh's
+	// commit (from 1; pass or held1021), which plan does not number.
+	refreshPlan func(n int) action
+	refreshes   int
 
 	mu      sync.Mutex
 	marker  txn.ID // the ID of the last slot write of an attempt through the db
@@ -133,6 +137,15 @@ func (t *scriptTx) OnError(err error) error {
 func (t *scriptTx) Commit() *kv.Future[struct{}] {
 	if t.refresh {
 		t.refresh = false
+		if t.db.refreshPlan != nil {
+			t.db.mu.Lock()
+			t.db.refreshes++
+			n := t.db.refreshes
+			t.db.mu.Unlock()
+			if t.db.refreshPlan(n) == held1021 {
+				return t.hold()
+			}
+		}
 		return t.Transaction.Commit()
 	}
 	t.db.mu.Lock()
@@ -159,21 +172,26 @@ func (t *scriptTx) Commit() *kv.Future[struct{}] {
 	case notApplied1031:
 		return fail(kv.CodeTransactionTimedOut)
 	case held1021:
-		// Hand the inner transaction to release() and carry on with a
-		// fresh one, as a client does whose commit is still in flight.
-		fresh, err := t.db.Database.CreateTransaction(t.ctx)
-		if err != nil {
-			return kv.Failed[struct{}](err)
-		}
-		t.db.mu.Lock()
-		t.db.held = append(t.db.held, t.Transaction)
-		t.db.mu.Unlock()
-		t.Transaction = fresh
-		return fail(kv.CodeCommitUnknownResult)
+		return t.hold()
 	case releaseThenPass:
 		t.db.release()
 	}
 	return t.Transaction.Commit()
+}
+
+// hold hands the inner transaction to release() and carries on with a
+// fresh one, as a client does whose commit is still in flight, reporting
+// commit_unknown_result.
+func (t *scriptTx) hold() *kv.Future[struct{}] {
+	fresh, err := t.db.Database.CreateTransaction(t.ctx)
+	if err != nil {
+		return kv.Failed[struct{}](err)
+	}
+	t.db.mu.Lock()
+	t.db.held = append(t.db.held, t.Transaction)
+	t.db.mu.Unlock()
+	t.Transaction = fresh
+	return kv.Failed[struct{}](kv.NewError(kv.CodeCommitUnknownResult))
 }
 
 // firstCommit is the plan most scripts use: act on the call's first

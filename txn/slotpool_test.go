@@ -434,3 +434,41 @@ func TestSlotTakenBySecondWriter(t *testing.T) {
 		t.Fatalf("counter = %d, want 2 (the first call's and the next's)", n)
 	}
 }
+
+// A refresh whose commit is still in flight when its call goes on (its
+// client saw commit_unknown_result and retried it) can never land over a
+// later write of the slot: it read the slot, a conflict range, before any
+// of them. Were it to land, the slot would hold the call before's sequence
+// again, and a reader after an ambiguous commit would run fn twice. Here
+// the first call's first refresh is held; the call commits, and so does
+// the next one on the same slot; then the held refresh tries to land.
+func TestRefreshInFlightNeverLandsOverACommit(t *testing.T) {
+	for _, calls := range []int{1, 2} {
+		inner := openStill(t)
+		db := &scriptDB{Database: inner, plan: func(int) action { return pass },
+			refreshPlan: func(n int) action {
+				if n == 1 {
+					return held1021
+				}
+				return pass
+			}}
+		var last txn.ID
+		for i := range calls {
+			id, runs, err := call(t, db, nil)
+			if err != nil || runs != 1 {
+				t.Fatalf("call %d: %v after %d runs", i, err, runs)
+			}
+			last = id
+		}
+		if db.refreshes != 2 {
+			t.Fatalf("%d refresh commits; want the held one and its retry", db.refreshes)
+		}
+		db.release()
+		if len(db.landed) != 1 || !errors.Is(db.landed[0], kv.ErrNotCommitted) {
+			t.Fatalf("the held refresh: %v; want not_committed", db.landed)
+		}
+		if st := readSlot(t, inner, txn.SlotKey(txn.DefaultPrefix, last.Owner, last.Slot)); st.Seq != last.Seq || st.Attempt != 1 {
+			t.Fatalf("slot = %+v; want the last call's commit (%v)", st, last)
+		}
+	}
+}
