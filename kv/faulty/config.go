@@ -211,6 +211,16 @@ func (c *Config) prob(k Kind) float64 {
 }
 
 // recovers reports whether c injects recoveries.
+// late reports whether any kind of late commit can be drawn.
+func (c *Config) late() bool {
+	for k := Kind(0); k < numKinds; k++ {
+		if kindInfo[k].form == formLate && c.prob(k) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *Config) recovers() bool { return c.RecoveryApplied > 0 || c.RecoveryNotApplied > 0 }
 
 // recoveryJump is a recovery's jump in versions.

@@ -36,6 +36,14 @@ type DB struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// replays reports that the configuration has late commits, which are
+	// sent again from the attempt's recorded operations: only then do
+	// transactions record (and copy) their mutations and conflict ranges.
+	// A DB without them forwards them and keeps nothing, so that wrapping a
+	// database costs little when no late fault can happen (the bench wraps
+	// both of its modes even at 0% faults).
+	replays bool
+
 	// beforeLateCommit, when set (by tests), runs in a late commit's
 	// goroutine after its delay and before the inner commit is sent.
 	beforeLateCommit func(n uint64)
@@ -55,7 +63,7 @@ var errNilDatabase = errors.New("faulty: Wrap was given a nil kv.Database; pass 
 // fault probabilities summing past 1, a negative duration) or inner is nil,
 // every CreateTransaction returns an error naming the problem.
 func Wrap(inner kv.Database, cfg Config) *DB {
-	db := &DB{inner: inner, cfg: cfg}
+	db := &DB{inner: inner, cfg: cfg, replays: cfg.late()}
 	db.late.idle = sync.NewCond(&db.late.Mutex)
 	if inner == nil {
 		db.cfgErr = errNilDatabase

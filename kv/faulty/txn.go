@@ -119,16 +119,20 @@ func newTransaction(db *DB, ctx context.Context, inner kv.Transaction) *transact
 func (t *transaction) inner() kv.Transaction { return t.mu.inner }
 
 // Get and GetRange record a read conflict range for a late commit's
-// replay: the key, or the whole range asked for (a superset of what a limit
+// replay (only when the DB can make late commits: see DB.replays): the key, or the whole range asked for (a superset of what a limit
 // lets the engine read, so a replayed late commit conflicts at least as
 // often as the original would).
 func (t *transaction) Get(key []byte) *kv.Future[[]byte] {
-	t.att.record(op{kind: opReadConflict, r: kv.SingleKeyRange(key)})
+	if t.db.replays {
+		t.att.record(op{kind: opReadConflict, r: kv.SingleKeyRange(key)})
+	}
 	return t.inner().Get(key)
 }
 
 func (t *transaction) GetRange(r kv.Range, opts kv.RangeOptions) *kv.Future[[]kv.KeyValue] {
-	t.att.record(op{kind: opReadConflict, r: cloneRange(r)})
+	if t.db.replays {
+		t.att.record(op{kind: opReadConflict, r: cloneRange(r)})
+	}
 	return t.inner().GetRange(r, opts)
 }
 
@@ -144,25 +148,33 @@ func (t *transaction) Snapshot() kv.ReadTransaction { return snapshot{t} }
 
 func (t *transaction) Set(key, value []byte) {
 	t.att.wrote = true
-	t.att.record(op{kind: opSet, key: bytes.Clone(key), val: bytes.Clone(value)})
+	if t.db.replays {
+		t.att.record(op{kind: opSet, key: bytes.Clone(key), val: bytes.Clone(value)})
+	}
 	t.inner().Set(key, value)
 }
 
 func (t *transaction) Clear(key []byte) {
 	t.att.wrote = true
-	t.att.record(op{kind: opClear, key: bytes.Clone(key)})
+	if t.db.replays {
+		t.att.record(op{kind: opClear, key: bytes.Clone(key)})
+	}
 	t.inner().Clear(key)
 }
 
 func (t *transaction) ClearRange(r kv.Range) {
 	t.att.wrote = true
-	t.att.record(op{kind: opClearRange, r: cloneRange(r)})
+	if t.db.replays {
+		t.att.record(op{kind: opClearRange, r: cloneRange(r)})
+	}
 	t.inner().ClearRange(r)
 }
 
 func (t *transaction) Atomic(mt kv.MutationType, key, param []byte) {
 	t.att.wrote = true
-	t.att.record(op{kind: opAtomic, mutation: mt, key: bytes.Clone(key), val: bytes.Clone(param)})
+	if t.db.replays {
+		t.att.record(op{kind: opAtomic, mutation: mt, key: bytes.Clone(key), val: bytes.Clone(param)})
+	}
 	t.inner().Atomic(mt, key, param)
 }
 
@@ -170,7 +182,9 @@ func (t *transaction) AddReadConflictRange(r kv.Range) error {
 	if err := t.inner().AddReadConflictRange(r); err != nil {
 		return err
 	}
-	t.att.record(op{kind: opReadConflict, r: cloneRange(r)})
+	if t.db.replays {
+		t.att.record(op{kind: opReadConflict, r: cloneRange(r)})
+	}
 	return nil
 }
 
@@ -179,7 +193,9 @@ func (t *transaction) AddWriteConflictRange(r kv.Range) error {
 	if err := t.inner().AddWriteConflictRange(r); err != nil {
 		return err
 	}
-	t.att.record(op{kind: opWriteConflict, r: cloneRange(r)})
+	if t.db.replays {
+		t.att.record(op{kind: opWriteConflict, r: cloneRange(r)})
+	}
 	return nil
 }
 
