@@ -118,8 +118,7 @@ type runner[T any] struct {
 	checked   bool
 	deadline  time.Time
 	backoff   kv.Backoff
-	guard     guarded // what fn is given: the transaction, refusing control
-	ambiguous bool    // some commit of this call may have been applied
+	ambiguous bool // some commit of this call may have been applied
 	// results holds what fn returned in each attempt whose commit may have
 	// been applied, keyed by attempt number, so that the attempt found
 	// committed can have its result returned.
@@ -208,10 +207,13 @@ func (r *runner[T]) attempt(tr kv.Transaction, n uint32) (v T, done bool, err er
 	if err := tr.AddReadConflictRange(r.slot.keyRange()); err != nil {
 		return v, false, err
 	}
-	r.guard = guarded{Transaction: tr}
-	v, err = callFn(r.fn, &r.guard)
-	if err == nil && r.guard.refused != "" {
-		err = fmt.Errorf("%w (it called %s)", ErrTransactionControl, r.guard.refused)
+	// The guard is fn's to keep (fn may hold on to its transaction), so
+	// it is its own small allocation, not a part of the runner, which
+	// then need not live on the heap.
+	g := &guarded{Transaction: tr}
+	v, err = callFn(r.fn, g)
+	if err == nil && g.refused != "" {
+		err = fmt.Errorf("%w (it called %s)", ErrTransactionControl, g.refused)
 	}
 	if err != nil {
 		if isKVError(err) {
