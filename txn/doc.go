@@ -193,9 +193,10 @@
 // versions) costs one point read, overlapping fn; a new slot, or one idle
 // for five seconds, a small transaction before the call's first attempt. After an ambiguous
 // error: one point read per later attempt. txn's own code — the pool, the
-// slot's value, the retry loop — costs about a microsecond per call
-// (BenchmarkOwnCost, on a database that does nothing), small beside an
-// engine's commit.
+// slot's value, the retry loop — costs about a third of a microsecond and
+// two small allocations per call (the slot's value and fn's guarded
+// transaction; BenchmarkOwnCost, on a database that does nothing), small
+// beside an engine's commit.
 //
 // # Resolving an unknown outcome
 //
