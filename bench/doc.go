@@ -54,7 +54,7 @@
 // calls whose effects are in the database minus the calls acknowledged —
 // for the stock loop they equal the applied-but-failed commits, for
 // exactly-once they must be zero. Per cell: the markers alive after the
-// run, and the time of one cleanup.Janitor.Step after moving the engine's
+// run (marker slots: one per concurrent caller, not one per call), and the time of one cleanup.Janitor.Step after moving the engine's
 // clock past the janitor's minimum age (cleanup.MinMinAge) — timed after
 // one commit of its own, the catch-up, which ages out five seconds of the
 // engine's conflict history and snapshots at once — with the

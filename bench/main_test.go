@@ -90,6 +90,12 @@ func TestTinyMatrix(t *testing.T) {
 			if e := get("errors"); e != 0 {
 				fail("%s: %d errors, want 0", where, e)
 			}
+			// Marker slots: one per call in flight at once — at most the
+			// concurrency (4) — however many calls the cell ran (the
+			// injected faults are all retried, so no slot is pinned).
+			if m := get("markers_alive"); m > 4 {
+				fail("%s: %d markers alive after %d calls, want at most 4 (one slot per concurrent caller)", where, m, get("calls"))
+			}
 			if get("markers_after_sweep") != 0 {
 				fail("%s: %d markers left after the janitor's sweep", where, get("markers_after_sweep"))
 			}

@@ -117,7 +117,7 @@ func markdown(info runInfo, cells []cell) string {
 		b.WriteString("\nErrors:\n\n" + strings.Join(errs, "\n") + "\n")
 	}
 	b.WriteString("\n## Markers and the janitor\n\n")
-	b.WriteString("Markers alive after the cell (only exactly-once writes them); then the engine's clock is moved past the janitor's minimum age, " +
+	b.WriteString("Markers alive after the cell: exactly-once's marker slots, one per call in flight at once (the concurrency), however many calls ran — plus any legacy markers; then the engine's clock is moved past the janitor's minimum age, " +
 		"one commit is timed (catch-up: the first commit after the jump ages out the engine's five seconds of conflict history and snapshots at once, which a database in use does a little at every commit), " +
 		"and one `cleanup.Janitor.Step` after it (its first Step also checks the prefix).\n\n")
 	b.WriteString("| backend | workload | faults |" + runCol + " exactly-once calls | markers alive | catch-up ms | sweep ms | markers after sweep |\n|---|---|--:|" + runSep + "--:|--:|--:|--:|--:|\n")
