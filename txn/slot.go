@@ -118,6 +118,27 @@ func appendSlotParam(b []byte, seq uint64, attempt uint32) []byte {
 	return binary.LittleEndian.AppendUint32(b, 1+8+4)
 }
 
+// slotBeforeCall reads val, the value of the slot key read at version rv
+// before the first commit of the call with sequence seq (nil: absent). A
+// slot holding seq or a later sequence was written by someone else than
+// the pool that issued seq: ErrSlotTaken. Otherwise recent reports that
+// the slot is present and was written no more than
+// kv.MaxTransactionLifeVersions before rv, so that the janitor cannot
+// remove it before an attempt at rv commits or fails (see "Liveness" in the
+// package doc).
+func slotBeforeCall(key, val []byte, seq uint64, rv int64) (st SlotState, recent bool, err error) {
+	if val == nil {
+		return st, false, nil
+	}
+	if st, err = DecodeSlot(val); err != nil {
+		return st, false, err
+	}
+	if st.Seq >= seq {
+		return st, false, fmt.Errorf("%w: slot %x holds sequence %d before the first commit of the call with sequence %d", ErrSlotTaken, key, st.Seq, seq)
+	}
+	return st, st.Stamp.Version() >= rv-kv.MaxTransactionLifeVersions, nil
+}
+
 // refreshSlot rewrites a slot before the first commit of the call with
 // sequence seq, in a transaction of its own: the value of the call before
 // it (seq-1), attempt SlotRefreshed, a new versionstamp, which it returns.
@@ -145,22 +166,17 @@ func refreshSlot(ctx context.Context, db kv.Database, c *config, key []byte, seq
 		if err != nil {
 			return err
 		}
-		if val != nil {
-			st, err := DecodeSlot(val)
-			if err != nil {
-				return err
-			}
-			if st.Seq >= seq {
-				return fmt.Errorf("%w: slot %x holds sequence %d, its next call's is %d", ErrSlotTaken, key, st.Seq, seq)
-			}
-			rv, err := tr.GetReadVersion().Get()
-			if err != nil {
-				return err
-			}
-			if st.Stamp.Version() >= rv-kv.MaxTransactionLifeVersions {
-				stamp = st.Stamp
-				return nil
-			}
+		rv, err := tr.GetReadVersion().Get()
+		if err != nil {
+			return err
+		}
+		st, recent, err := slotBeforeCall(key, val, seq, rv)
+		if err != nil {
+			return err
+		}
+		if recent {
+			stamp = st.Stamp
+			return nil
 		}
 		tr.Atomic(kv.SetVersionstampedValue, key, slotParam(seq-1, SlotRefreshed))
 		if err := tr.Commit().Err(); err != nil {

@@ -344,20 +344,17 @@ func (r *runner[T]) checkSlot(f *kv.Future[[]byte], rv int64) error {
 	if err != nil {
 		return err
 	}
-	if val != nil {
-		st, err := DecodeSlot(val)
-		if err != nil {
-			return err
-		}
-		if st.Seq >= r.id.Seq {
-			r.slot.broken = true
-			return fmt.Errorf("%w: %v found sequence %d in its slot before its first commit", ErrSlotTaken, r.id, st.Seq)
-		}
-		if v := st.Stamp.Version(); v >= rv-kv.MaxTransactionLifeVersions {
-			r.slot.saw(v, rv)
-			r.checked = true
-			return nil
-		}
+	st, recent, err := slotBeforeCall(r.slot.key(), val, r.id.Seq, rv)
+	if errors.Is(err, ErrSlotTaken) {
+		r.slot.broken = true
+	}
+	if err != nil {
+		return err
+	}
+	if recent {
+		r.slot.saw(st.Stamp.Version(), rv)
+		r.checked = true
+		return nil
 	}
 	if err := r.refresh(); err != nil {
 		return err
