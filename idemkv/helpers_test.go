@@ -24,7 +24,14 @@ func seed(t testing.TB) uint64 {
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("seed %d; replay: go test ./idemkv/ -count=1 -run '^%s$' -seed %d", s, t.Name(), s)
+			// The shim run is built with its tags and the fdb_c headers
+			// (the Makefile's race-fdb target): a replay without them runs
+			// the test on the embedded engine instead.
+			how := "go test"
+			if onShim() {
+				how = `CGO_CFLAGS="-I$PWD/kv/fdbc/include" go test -tags fdb,fdbc`
+			}
+			t.Logf("seed %d; replay: %s ./idemkv/ -count=1 -run '^%s$' -seed %d", s, how, t.Name(), s)
 		}
 	})
 	return s
