@@ -171,9 +171,6 @@ type slot struct {
 	// seen a version at which the slot was present with that write or a
 	// later one: the pool's last sighting, 0 for none.
 	stamp, seen int64
-	// broken reports that the slot held a sequence the pool has not issued:
-	// it is never handed out again.
-	broken bool
 }
 
 func newSlotPool(prefix []byte) (*slotPool, error) {
@@ -218,13 +215,15 @@ func (p *slotPool) acquire() *slot {
 }
 
 // release gives a slot back: free at once, or pinned until the given time
-// (non-zero) so that Resolve of its call's ID finds the call's answer.
-func (p *slotPool) release(s *slot, pinUntil time.Time) {
+// (non-zero) so that Resolve of its call's ID finds the call's answer — or
+// retired, never handed out again, when it was found holding a sequence
+// the pool has not issued (another writer).
+func (p *slotPool) release(s *slot, pinUntil time.Time, retire bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mu.stamps[s.index] = s.stamp
 	switch {
-	case s.broken:
+	case retire:
 	case !pinUntil.IsZero():
 		p.mu.pinned = append(p.mu.pinned, pin{index: s.index, until: pinUntil})
 	default:

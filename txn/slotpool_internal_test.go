@@ -34,7 +34,7 @@ func TestSlotPoolAddressReuse(t *testing.T) {
 		if q, _ := poolFor(db, &c); q != p {
 			t.Fatal("a database's pool was not found again")
 		}
-		p.release(p.acquire(), time.Time{})
+		p.release(p.acquire(), time.Time{}, false)
 		return uintptr(unsafe.Pointer(db))
 	}
 	old := record()

@@ -146,12 +146,16 @@ func (r *runner[T]) run() (v T, err error) {
 	r.slot = r.pool.acquire()
 	r.id = ID{Owner: r.pool.owner, Slot: r.slot.index, Seq: r.slot.seq}
 	defer func() {
+		// A call ended by another writer of its slot (ErrSlotTaken, or
+		// an outcome lost because the slot was reused) retires the slot.
+		var lost *OutcomeLostError
+		retire := errors.Is(err, ErrSlotTaken) || errors.As(err, &lost) && lost.Reused
 		// A call whose outcome is unknown keeps its slot for Resolve.
 		var pinUntil time.Time
 		if errors.Is(err, ErrUnknownResult) {
 			pinUntil = time.Now().Add(r.cfg.resolveWindow)
 		}
-		r.pool.release(r.slot, pinUntil)
+		r.pool.release(r.slot, pinUntil, retire)
 	}()
 	tr, err := r.db.CreateTransaction(r.ctx)
 	if err != nil {
@@ -299,7 +303,6 @@ func (r *runner[T]) read(tr kv.Transaction, rv int64) (v T, done bool, err error
 		// refresh, which only this call could have written, before its
 		// first commit: another writer. Whatever this call committed
 		// may be overwritten; never run fn again.
-		r.slot.broken = true
 		return v, true, &OutcomeLostError{ID: r.id, Reused: true}
 	}
 	// An earlier call's sequence: no attempt of this call has committed as
@@ -345,9 +348,6 @@ func (r *runner[T]) checkSlot(f *kv.Future[[]byte], rv int64) error {
 		return err
 	}
 	st, recent, err := slotBeforeCall(r.slot.key(), val, r.id.Seq, rv)
-	if errors.Is(err, ErrSlotTaken) {
-		r.slot.broken = true
-	}
 	if err != nil {
 		return err
 	}
@@ -372,9 +372,6 @@ func (r *runner[T]) refresh() error {
 		defer cancel()
 	}
 	stamp, err := refreshSlot(ctx, r.db, &r.cfg, r.slot.key(), r.id.Seq)
-	if errors.Is(err, ErrSlotTaken) {
-		r.slot.broken = true
-	}
 	if err != nil {
 		return err
 	}
@@ -410,10 +407,6 @@ func (r *runner[T]) settle(tr kv.Transaction, err error) (T, error) {
 	outcome, st, ferr := fenceSlot(r.ctx, tr, &r.cfg, r.id, r.slot.key())
 	switch {
 	case ferr != nil:
-		var lost *OutcomeLostError
-		if errors.As(ferr, &lost) && lost.Reused {
-			r.slot.broken = true
-		}
 		return zero, r.fail(ferr)
 	case outcome == Committed:
 		return r.found(st)
