@@ -122,10 +122,7 @@ func appendSlotParam(b []byte, seq uint64, attempt uint32) []byte {
 // before the first commit of the call with sequence seq (nil: absent). A
 // slot holding seq or a later sequence was written by someone else than
 // the pool that issued seq: ErrSlotTaken. Otherwise recent reports that
-// the slot is present and was written no more than
-// kv.MaxTransactionLifeVersions before rv, so that the janitor cannot
-// remove it before an attempt at rv commits or fails (see "Liveness" in the
-// package doc).
+// the slot is present and writtenRecently for an attempt at rv.
 func slotBeforeCall(key, val []byte, seq uint64, rv int64) (st SlotState, recent bool, err error) {
 	if val == nil {
 		return st, false, nil
@@ -136,7 +133,17 @@ func slotBeforeCall(key, val []byte, seq uint64, rv int64) (st SlotState, recent
 	if st.Seq >= seq {
 		return st, false, fmt.Errorf("%w: slot %x holds sequence %d before the first commit of the call with sequence %d", ErrSlotTaken, key, st.Seq, seq)
 	}
-	return st, st.Stamp.Version() >= rv-kv.MaxTransactionLifeVersions, nil
+	return st, writtenRecently(st.Stamp.Version(), rv), nil
+}
+
+// writtenRecently reports whether a slot write at version stamp is recent
+// enough for a first commit from read version rv: no more than
+// kv.MaxTransactionLifeVersions before it, so that the janitor, which
+// removes only slots older than its minimum age (at least ten seconds),
+// cannot remove the slot before an attempt at rv commits or fails (see
+// "Liveness" in the package doc).
+func writtenRecently(stamp, rv int64) bool {
+	return stamp >= rv-kv.MaxTransactionLifeVersions
 }
 
 // refreshSlot rewrites a slot before the first commit of the call with

@@ -263,7 +263,7 @@ func (s *slot) keyRange() kv.Range {
 // with a write no more than kv.MaxTransactionLifeVersions before rv (see
 // "Liveness" in the package doc).
 func (s *slot) fresh(rv int64) bool {
-	return !s.absent && s.seen > 0 && rv-s.seen <= sightingVersions && s.stamp >= rv-kv.MaxTransactionLifeVersions
+	return !s.absent && s.seen > 0 && rv-s.seen <= sightingVersions && writtenRecently(s.stamp, rv)
 }
 
 // saw records that the slot was present at version seen with a write at

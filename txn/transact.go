@@ -320,7 +320,7 @@ func (r *runner[T]) read(tr kv.Transaction, rv int64) (v T, done bool, err error
 // again after it: tr is reset, and prepare returns its new read version.
 // Otherwise it does nothing.
 func (r *runner[T]) prepare(tr kv.Transaction, rv int64) (int64, error) {
-	if !r.slot.absent && r.slot.stamp >= rv-kv.MaxTransactionLifeVersions {
+	if !r.slot.absent && writtenRecently(r.slot.stamp, rv) {
 		return rv, nil
 	}
 	if err := r.refresh(); err != nil {
