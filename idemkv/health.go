@@ -96,9 +96,9 @@ func (s *Store) Health() Health {
 // transaction markers this process's calls have left that the janitor has
 // not yet removed: the marker slots its calls hold or held (txn.PoolSlots;
 // each one key, reused call after call, so the number stays near the calls
-// in flight at once), and legacy markers, which earlier versions of txn
-// left one per call (counted by database version, forgotten once the
-// janitor's cut-off passes them). Summed over all processes, it estimates
-// the markers alive. The idemkv CLI's markers command counts them exactly,
-// by reading them.
+// in flight at once), less those the janitor's last cut-off has passed.
+// Summed over all processes, it estimates the slots alive. Legacy markers,
+// which earlier versions of txn left one per call, are not counted: no
+// call of this version leaves one. The idemkv CLI's markers command counts
+// both exactly, by reading them.
 func (s *Store) MarkersAlive() int64 { return s.cfg.obs.markersAlive() }

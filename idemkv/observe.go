@@ -4,7 +4,6 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/idemkv/idemkv/cleanup"
@@ -113,7 +112,6 @@ type observer struct {
 	log     *slog.Logger // never nil: a discarding logger when none is set
 	metrics Metrics      // may be nil
 	user    func(txn.Stats)
-	alive   markerEstimate
 	// slots, once the store is open, counts this process's marker slots
 	// for the store written at or after a version (txn.PoolSlots).
 	slots func(since int64) int64
@@ -133,23 +131,21 @@ func (o *observer) raiseCutoff(v int64) {
 }
 
 // markersAlive is the process's estimate of its markers alive: its marker
-// slots, and the legacy markers its calls left (none from this version of
-// txn) that the janitor has not removed.
+// slots not last written below the last sweep's cut-off. (Every call of
+// this version of txn uses a slot; legacy markers, one per call of earlier
+// versions, are not this process's to count.)
 func (o *observer) markersAlive() int64 {
-	n := o.alive.value()
-	if o.slots != nil {
-		n += o.slots(o.cutoff.Load())
+	if o.slots == nil {
+		return 0
 	}
-	return n
+	return o.slots(o.cutoff.Load())
 }
 
-func newObserver(log *slog.Logger, m Metrics, user func(txn.Stats), minAge int64) *observer {
+func newObserver(log *slog.Logger, m Metrics, user func(txn.Stats)) *observer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	o := &observer{log: log, metrics: m, user: user}
-	o.alive.init(minAge)
-	return o
+	return &observer{log: log, metrics: m, user: user}
 }
 
 // call is txn.Options.Observe for every call the store makes.
@@ -170,9 +166,6 @@ func (o *observer) call(st txn.Stats) {
 		if st.MarkerFound {
 			o.log.Info("idemkv: ambiguous commit recovered from its marker",
 				slog.String("id", st.ID.String()), slog.Int("attempts", st.Attempts), slog.Int("ambiguous", st.Ambiguous))
-		}
-		if !st.ID.IsZero() && !st.ID.IsSlot() {
-			o.alive.add(st.ID.Version) // a legacy marker, one per call
 		}
 	}
 	if o.metrics != nil {
@@ -200,7 +193,6 @@ func (o *observer) sweep(res cleanup.StepResult, err error, failures int64) {
 			slog.Int64("read_version", res.ReadVersion), slog.Int64("cutoff", res.Cutoff),
 			slog.Int("keyed_removed", res.KeyedRemoved), slog.Bool("keyed_more", res.KeyedMore),
 			slog.Duration("duration", res.Duration))
-		o.alive.dropBelow(res.Cutoff)
 		o.raiseCutoff(res.Cutoff)
 	}
 	if o.metrics != nil {
@@ -242,60 +234,4 @@ func (o *observer) resolved(id txn.ID, out txn.Outcome, err error) {
 func printable(b []byte) string {
 	q := strconv.Quote(string(b))
 	return q[1 : len(q)-1]
-}
-
-// markerEstimate counts the markers this process's committed calls left,
-// by age, and forgets those the janitor's cut-off has passed: an estimate
-// of its markers alive that costs no reads. Calls are counted in buckets of
-// database versions, at most a few dozen of them.
-type markerEstimate struct {
-	mu      sync.Mutex
-	width   int64           // versions per bucket
-	horizon int64           // buckets older than this behind the newest call are dropped even without a sweep here
-	buckets map[int64]int64 // bucket (version / width) -> calls
-	total   int64
-}
-
-func (e *markerEstimate) init(minAge int64) {
-	e.width = max(minAge/8, 1)
-	e.horizon = 4 * minAge
-	e.buckets = make(map[int64]int64)
-}
-
-func (e *markerEstimate) add(version int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	b := version / e.width
-	if _, ok := e.buckets[b]; !ok {
-		// A new bucket: a moment to forget what some janitor — here or in
-		// another process — has long removed, so that a store without a
-		// janitor of its own stays bounded too.
-		e.dropBelowLocked(version - e.horizon)
-	}
-	e.buckets[b]++
-	e.total++
-}
-
-func (e *markerEstimate) dropBelow(cutoff int64) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.dropBelowLocked(cutoff)
-}
-
-// dropBelowLocked forgets the buckets wholly below cutoff; a bucket the
-// cut-off falls in stays whole, so the estimate errs high by at most one
-// bucket.
-func (e *markerEstimate) dropBelowLocked(cutoff int64) {
-	for b, n := range e.buckets {
-		if (b+1)*e.width <= cutoff {
-			e.total -= n
-			delete(e.buckets, b)
-		}
-	}
-}
-
-func (e *markerEstimate) value() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.total
 }

@@ -2,7 +2,6 @@ package idemkv
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -174,7 +173,7 @@ func (o *Options) config() (config, error) {
 	}
 	prefix := bytes.Clone(opts.Prefix)
 	markers := append(bytes.Clone(prefix), "tx/"...)
-	obs := newObserver(opts.Logger, opts.Metrics, opts.Observe, versions(cmp.Or(opts.MinAge, cleanup.DefaultMinAge)))
+	obs := newObserver(opts.Logger, opts.Metrics, opts.Observe)
 	return config{
 		prefix: prefix,
 		shards: opts.Shards,
